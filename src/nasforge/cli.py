@@ -1,0 +1,99 @@
+"""The ``nasforge`` command line: every pipeline step is one subcommand, so each
+Snakemake rule stays a thin call and each step is testable on its own."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from nasforge.spaces import SPACE_NAMES, get_space
+
+app = typer.Typer(
+    name="nasforge",
+    help="Build, rebuild, audit and publish NAS benchmarks (NATS-Bench's TSS and SSS).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+def _space_name(value: str) -> str:
+    if value.lower() not in SPACE_NAMES:
+        raise typer.BadParameter(f"expected one of {list(SPACE_NAMES)}, got {value!r}")
+    return value.lower()
+
+
+@app.command("space")
+def space_cmd(
+    space: Annotated[str, typer.Argument(help="Search space: tss or sss.", callback=_space_name)],
+    arch: Annotated[str, typer.Argument(help="An index (e.g. 0) or an arch string of the space.")],
+    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs: 10, 100 or 120.")] = 10,
+    input_size: Annotated[int, typer.Option("--input-size", help="Image side in pixels: 32 (CIFAR) or 16 (ImageNet16).")] = 32,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Look up one architecture: its index, string, canonical form, params and FLOPs."""
+    from nasforge.models import cost
+
+    sp = get_space(space)
+    try:
+        index = sp.index(arch) if not arch.strip().lstrip("-").isdigit() else int(arch)
+        arch_str = sp.arch(index)
+    except ValueError as err:
+        _fail(str(err))
+    info = {"space": space, "index": index, "arch": arch_str}
+    if space == "tss":
+        info["canonical"] = sp.canonical(index)
+        info["canonical_index"] = sp.canonical_index(index)
+    info.update({f"{k}_M": round(v, 6) for k, v in cost(space, arch_str, num_classes, input_size).items()})
+    info.update(num_classes=num_classes, input_size=input_size)
+    if as_json:
+        typer.echo(json.dumps(info, sort_keys=True))
+        return
+    width = max(map(len, info))
+    for key, value in info.items():
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+@app.command("spaces")
+def spaces_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Summarise both search spaces: sizes, unique topologies, cost ranges on CIFAR-10."""
+    from nasforge.models import cost
+
+    summary = {}
+    for name in SPACE_NAMES:
+        sp = get_space(name)
+        costs = [cost(name, a) for a in sp]
+        entry = {
+            "archs": len(sp),
+            "params_M": [round(min(c["params"] for c in costs), 4), round(max(c["params"] for c in costs), 4)],
+            "flops_M": [round(min(c["flops"] for c in costs), 2), round(max(c["flops"] for c in costs), 2)],
+            "first": sp.arch(0),
+            "last": sp.arch(len(sp) - 1),
+        }
+        if name == "tss":
+            entry["unique_topologies"] = sp.unique_count()
+        summary[name] = entry
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+        return
+    for name, entry in summary.items():
+        typer.echo(f"{name.upper()}")
+        for key, value in entry.items():
+            typer.echo(f"  {key:<18} {value}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Analytic cost model: parameters and FLOPs exactly as NATS-Bench counts them.
+
+NATS-Bench counts every parameter (BN affine included) in millions, and FLOPs
+as multiply-accumulates of convolutions and linear layers only (their bias
+adds included; pooling, BN and additions are free), in millions. Computing it
+from the layer plan, rather than by building a module and hooking it, costs
+microseconds, so validation can recheck all 32,768 SSS archs.
+"""
+
+from __future__ import annotations
+
+from nasforge.models.networks import layer_plan
+
+
+def _conv(c_in: int, c_out: int, k: int, hw: int) -> tuple[int, int]:
+    """(params, MACs) of a bias-free k x k conv producing an hw x hw map."""
+    weights = k * k * c_in * c_out
+    return weights, weights * hw * hw
+
+
+def _relu_conv_bn(c_in: int, c_out: int, k: int, hw: int) -> tuple[int, int]:
+    p, f = _conv(c_in, c_out, k, hw)
+    return p + 2 * c_out, f
+
+
+def _edge(op: str, c_in: int, c_out: int, hw: int) -> tuple[int, int]:
+    if op == "none":
+        return 0, 0
+    if op == "nor_conv_1x1":
+        return _relu_conv_bn(c_in, c_out, 1, hw)
+    if op == "nor_conv_3x3":
+        return _relu_conv_bn(c_in, c_out, 3, hw)
+    # skip_connect and avg_pool_3x3 are free unless the channel count changes:
+    # then a 1x1 conv + BN adapts it (FactorizedReduce / the pool's preprocess).
+    return (0, 0) if c_in == c_out else _relu_conv_bn(c_in, c_out, 1, hw)
+
+
+def cost(space: str, arch: str, num_classes: int = 10, input_size: int = 32, in_channels: int = 3) -> dict[str, float]:
+    """``{"params": M, "flops": M}`` of ``arch`` for the given classes and input."""
+    ops, layers = layer_plan(space, arch)
+    hw = input_size
+    c_prev = layers[0][0]
+    params, flops = _conv(in_channels, c_prev, 3, hw)
+    params += 2 * c_prev  # stem BN
+    for c_out, reduction in layers:
+        if reduction:
+            hw = (hw + 1) // 2
+            blocks = (
+                _relu_conv_bn(c_prev, c_out, 3, hw),
+                _relu_conv_bn(c_out, c_out, 3, hw),
+                _conv(c_prev, c_out, 1, hw),  # shortcut after AvgPool(2)
+            )
+        else:
+            blocks = []
+            k = 0
+            for j in range(1, 4):
+                for i in range(j):
+                    blocks.append(_edge(ops[k], c_prev if i == 0 else c_out, c_out, hw))
+                    k += 1
+        params += sum(p for p, _ in blocks)
+        flops += sum(f for _, f in blocks)
+        c_prev = c_out
+    params += 2 * c_prev  # last BN
+    params += c_prev * num_classes + num_classes
+    flops += c_prev * num_classes + num_classes
+    return {"params": params / 1e6, "flops": flops / 1e6}
