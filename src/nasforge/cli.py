@@ -4,6 +4,7 @@ Snakemake rule stays a thin call and each step is testable on its own."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -89,6 +90,28 @@ def spaces_cmd(
         typer.echo(f"{name.upper()}")
         for key, value in entry.items():
             typer.echo(f"  {key:<18} {value}")
+
+
+@app.command("prepare")
+def prepare_cmd(
+    dataset: Annotated[str, typer.Argument(help="cifar10-valid, cifar10, cifar100, ImageNet16-120 or mnist5k.")],
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="Official archive or folder (cifar-10-python.tar.gz, cifar-100-python.tar.gz, "
+                     "the ImageNet16 pickles' folder). Not needed for mnist5k."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of prepared datasets.")] = Path("results/data"),
+) -> None:
+    """Verify a dataset's source and write it, with NATS-Bench's splits, to OUT/DATASET."""
+    from nasforge.data import SourceError, prepare, read_manifest
+
+    try:
+        folder = prepare(dataset, out, source)
+    except (SourceError, ValueError) as err:
+        _fail(str(err))
+    manifest = read_manifest(folder)
+    sizes = ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
+    typer.echo(f"prepared {dataset} in {folder}: {sizes}")
 
 
 def main() -> None:

@@ -1,0 +1,87 @@
+"""Tiny datasets in the official on-disk formats, so the loaders run on real layouts."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from torchvision.datasets.utils import calculate_md5
+
+from nasforge.data import registry
+
+
+def _batch(rng: np.random.Generator, n: int, side: int, label_key: str, classes: int, low: int = 0) -> dict:
+    return {
+        "data": rng.integers(0, 256, size=(n, 3 * side * side), dtype=np.uint8),
+        label_key: rng.integers(low, low + classes, size=n).tolist(),
+    }
+
+
+def _pickle(obj: dict) -> bytes:
+    return pickle.dumps(obj, protocol=2)
+
+
+def _tar(path: Path, folder: str, files: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, payload in files.items():
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size, info.mtime = len(payload), 0
+            tar.addfile(info, io.BytesIO(payload))
+
+
+def cifar10(root: Path, per_batch: int = 10, test: int = 10, seed: int = 0) -> tuple[tuple[Path, dict[str, str]], dict]:
+    """cifar-10-python.tar.gz with 5 training batches: ((archive, checksums), raw batches)."""
+    rng = np.random.default_rng(seed)
+    batches = {f"data_batch_{i}": _batch(rng, per_batch, 32, "labels", 10) for i in range(1, 6)}
+    batches["test_batch"] = _batch(rng, test, 32, "labels", 10)
+    files = {name: _pickle(b) for name, b in batches.items()}
+    files["batches.meta"] = _pickle({"label_names": [f"c{i}" for i in range(10)]})
+    return _archive(root, "cifar-10-python.tar.gz", "cifar-10-batches-py", files), batches
+
+
+def cifar100(root: Path, train: int = 40, test: int = 20, seed: int = 1) -> tuple[tuple[Path, dict[str, str]], dict]:
+    rng = np.random.default_rng(seed)
+    batches = {"train": _batch(rng, train, 32, "fine_labels", 100), "test": _batch(rng, test, 32, "fine_labels", 100)}
+    files = {name: _pickle(b) for name, b in batches.items()}
+    files["meta"] = _pickle({"fine_label_names": [f"c{i}" for i in range(100)]})
+    return _archive(root, "cifar-100-python.tar.gz", "cifar-100-python", files), batches
+
+
+def _archive(root: Path, archive: str, folder: str, files: dict[str, bytes]) -> tuple[Path, dict[str, str]]:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / archive
+    _tar(path, folder, files)
+    extracted = root / "extracted" / folder
+    extracted.mkdir(parents=True, exist_ok=True)
+    checksums = {archive: calculate_md5(str(path))}
+    for name, payload in files.items():
+        (extracted / name).write_bytes(payload)
+        checksums[f"{folder}/{name}"] = calculate_md5(str(extracted / name))
+    return path, checksums
+
+
+def imagenet16(root: Path, per_batch: int = 12, val: int = 30, seed: int = 2) -> tuple[Path, dict[str, str], dict]:
+    """NATS-Bench's ImageNet16 pickles: labels 1..1000, of which 1..120 are kept."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    batches = {f"train_data_batch_{i}": _batch(rng, per_batch, 16, "labels", 240, low=1) for i in range(1, 11)}
+    batches["val_data"] = _batch(rng, val, 16, "labels", 240, low=1)
+    checksums = {}
+    for name, b in batches.items():
+        (root / name).write_bytes(_pickle(b))
+        checksums[name] = calculate_md5(str(root / name))
+    return root, checksums, batches
+
+
+def shrink_nats_splits(monkeypatch, limits: dict[str, int]) -> None:
+    """Restrict NATS-Bench's split files to the indices a tiny source holds (the real lists, truncated)."""
+    real = registry.nats_split_indices
+
+    def small(file: str, key: str) -> np.ndarray:
+        full = real(file, key)
+        return full[full < limits[file]]
+
+    monkeypatch.setattr(registry, "nats_split_indices", small)
