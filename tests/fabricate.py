@@ -85,3 +85,23 @@ def shrink_nats_splits(monkeypatch, limits: dict[str, int]) -> None:
         return full[full < limits[file]]
 
     monkeypatch.setattr(registry, "nats_split_indices", small)
+
+
+def mnist_slice(full: Path, out: Path, per_class: dict[str, int]) -> Path:
+    """A class-balanced slice of a prepared mnist5k (real digits), in the prepared format."""
+    import json
+
+    from nasforge.data.prepare import MANIFEST, sha256
+
+    folder = out / "mnist5k"
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((full / MANIFEST).read_text())
+    for split, k in per_class.items():
+        labels = np.load(full / f"{split}_labels.npy")
+        keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:k] for c in range(10)]))
+        np.save(folder / f"{split}_images.npy", np.load(full / f"{split}_images.npy")[keep])
+        np.save(folder / f"{split}_labels.npy", labels[keep])
+        manifest["splits"][split] = {"count": int(len(keep)), "class_counts": [k] * 10}
+    manifest["files"] = {p.name: sha256(p) for p in sorted(folder.glob("*.npy"))}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return out

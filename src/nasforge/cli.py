@@ -114,6 +114,53 @@ def prepare_cmd(
     typer.echo(f"prepared {dataset} in {folder}: {sizes}")
 
 
+def _index_list(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated arch indices such as 0,9,123; got {value!r}") from None
+
+
+@app.command("train-shard")
+def train_shard_cmd(
+    space: Annotated[str, typer.Option("--space", help="tss or sss.", callback=_space_name)],
+    dataset: Annotated[str, typer.Option("--dataset", help="A prepared dataset, e.g. cifar10-valid or mnist5k.")],
+    hp: Annotated[str, typer.Option("--hp", help="Budget in epochs, NATS-Bench style: 01, 12, 90, 200.")],
+    seed: Annotated[int, typer.Option("--seed", help="Training seed (NATS-Bench: 777, 888, 999).")],
+    shard: Annotated[int, typer.Option("--shard", help="This job's shard, 0-based.")] = 0,
+    of: Annotated[int, typer.Option("--of", help="Number of shards.")] = 1,
+    plan: Annotated[Path | None, typer.Option("--plan", help="Plan table assigning archs to shards.")] = None,
+    archs: Annotated[str | None, typer.Option("--archs", help="Explicit comma-separated arch indices (overrides --plan).")] = None,
+    data: Annotated[Path, typer.Option("--data", help="Folder of prepared datasets.")] = Path("results/data"),
+    out: Annotated[Path, typer.Option("--out", help="Root of the training tables.")] = Path("results/train"),
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (fixed: results depend on it).")] = 1,
+    params: Annotated[Path | None, typer.Option("--params", help="params.yaml whose train.protocol overrides NATS-Bench's.")] = None,
+    latency_repeats: Annotated[int, typer.Option("--latency-repeats", help="Timed forward passes per latency figure.")] = 5,
+) -> None:
+    """Train one shard of architectures and write its tables (resumes a killed job)."""
+    from nasforge.train import Protocol, ShardJob, run_shard
+
+    try:
+        protocol = Protocol.nats(hp).with_overrides(_protocol_overrides(params))
+        job = ShardJob(space, dataset, hp, seed, shard, of, data, out, plan, _index_list(archs), device, threads,
+                       protocol, latency_repeats)
+        path = run_shard(job)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"wrote {path}")
+
+
+def _protocol_overrides(params: Path | None) -> dict | None:
+    if params is None:
+        return None
+    import yaml
+
+    return (yaml.safe_load(params.read_text()) or {}).get("train", {}).get("protocol")
+
+
 def main() -> None:
     app()
 

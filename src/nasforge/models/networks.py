@@ -29,6 +29,15 @@ def layer_plan(space: str, arch: str) -> tuple[tuple[str, ...], list[tuple[int, 
     return tss.parse_arch(sss.FIXED_CELL), list(zip(channels, reductions, strict=True))
 
 
+class GlobalAvgPool(nn.Module):
+    """NATS-Bench's AdaptiveAvgPool2d(1) as a plain mean: the same function and no
+    parameters, but its CUDA backward is deterministic (AdaptiveAvgPool2d's is
+    not, and refuses to run under torch.use_deterministic_algorithms)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 class TinyNetwork(nn.Module):
     """Stem conv+BN, the layer plan's cells and residual blocks, BN-ReLU, global
     pool, linear. ``forward`` returns ``(features, logits)`` as NATS-Bench's
@@ -44,14 +53,14 @@ class TinyNetwork(nn.Module):
             self.cells.append(cell)
             c_prev = c_out
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.global_pooling = GlobalAvgPool()
         self.classifier = nn.Linear(c_prev, num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.stem(x)
         for cell in self.cells:
             x = cell(x)
-        features = self.global_pooling(self.lastact(x)).flatten(1)
+        features = self.global_pooling(self.lastact(x))
         return features, self.classifier(features)
 
 

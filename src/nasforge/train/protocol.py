@@ -1,0 +1,72 @@
+"""The training protocol: NATS-Bench's hyper-parameters, overridable from params.yaml.
+
+Defaults are read from NATS-Bench's own hyper-opts files (``hyper_opts/``,
+copied verbatim), so "the protocol" is their file rather than our memory of it.
+A budget ``hp`` names the number of epochs as NATS-Bench does ("01", "12",
+"90", "200"); the cosine schedule anneals to ``eta_min`` over exactly that many.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from importlib import resources
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Protocol:
+    lr: float = 0.1
+    eta_min: float = 0.0
+    warmup: int = 0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+
+    @classmethod
+    def nats(cls, hp: str = "12") -> Protocol:
+        """NATS-Bench's protocol as written in its ``{hp}E.config`` (12E when that budget has no file)."""
+        name = f"{int(hp):02d}E.config" if int(hp) < 10 else f"{int(hp)}E.config"
+        folder = resources.files("nasforge.train").joinpath("hyper_opts")
+        config = _read_nats_config((folder / name if (folder / name).is_file() else folder / "12E.config").read_text())
+        if config["scheduler"] != "cos" or config["optim"] != "SGD" or config["criterion"] != "Softmax":
+            raise ValueError(f"{name}: nasforge implements SGD + cosine + softmax only, got {config}")
+        return cls(
+            lr=config["LR"], eta_min=config["eta_min"], warmup=config["warmup"], momentum=config["momentum"],
+            nesterov=config["nesterov"], weight_decay=config["decay"], batch_size=config["batch_size"],
+        )
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> Protocol:
+        if not overrides:
+            return self
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown protocol keys {unknown}: expected some of {sorted(known)}")
+        return replace(self, **overrides)
+
+    def lr_at(self, progress: float, epochs: int) -> float:
+        """Learning rate after ``progress`` epochs (fractional: NATS-Bench updates it every iteration)."""
+        if progress < self.warmup:
+            return self.lr * progress / self.warmup
+        span = max(epochs - self.warmup, 1)
+        t = min(progress - self.warmup, span)
+        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * t / span)) / 2
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def epochs_of(hp: str) -> int:
+    """NATS-Bench names a budget by its epochs: hp "01" trains 1 epoch, "200" trains 200."""
+    if not str(hp).isdigit() or int(hp) < 1:
+        raise ValueError(f"budget hp must be a positive number of epochs such as '01', '12' or '200'; got {hp!r}")
+    return int(hp)
+
+
+def _read_nats_config(text: str) -> dict[str, Any]:
+    """Parse NATS-Bench's ``{"key": [type, value]}`` files."""
+    casts = {"int": int, "float": float, "str": str, "bool": lambda v: bool(int(v))}
+    return {key: casts[kind](value) for key, (kind, value) in json.loads(text).items()}

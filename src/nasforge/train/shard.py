@@ -1,0 +1,199 @@
+"""One training job: a shard of architectures, one space, dataset, budget and seed.
+
+Outputs, under ``{out}/{space}/{dataset}/hp{hp}/seed{seed}/``:
+
+- ``shard{k}.parquet``: one row per (arch, epoch) of deterministic metrics,
+  the environment and job in its metadata. Byte-identical on a rerun.
+- ``shard{k}.timing.parquet``: measured train/eval seconds per (arch, epoch).
+- ``shard{k}.cost.parquet``: params and FLOPs (cost model) and measured
+  inference latency per arch.
+
+Wall-clock measurements live apart from the metrics on purpose: they can never
+be byte-stable, and keeping them out is what lets the metrics table be.
+
+Resuming: each finished arch is committed to ``shard{k}.parts/`` by an atomic
+rename; a restarted job skips what is there and, once all archs are in,
+assembles the shard tables and drops the parts. A job whose settings differ
+from the parts' refuses to mix them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from nasforge.models import cost
+from nasforge.spaces import get_space
+from nasforge.tables import read_metadata, write_table
+from nasforge.train import environment
+from nasforge.train.protocol import Protocol, epochs_of
+from nasforge.train.reference import make_network, measure_latency, train_arch
+from nasforge.train.splits import Splits, load_splits
+
+METRICS_SCHEMA = {
+    "space": pl.String, "arch_index": pl.Int64, "arch": pl.String, "dataset": pl.String, "hp": pl.String,
+    "seed": pl.Int64, "epoch": pl.Int64, "lr": pl.Float64,
+    "train_loss": pl.Float64, "train_acc": pl.Float64, "valid_loss": pl.Float64, "valid_acc": pl.Float64,
+    "test_loss": pl.Float64, "test_acc": pl.Float64, "diverged": pl.Boolean,
+}
+TIMING_SCHEMA = {
+    "space": pl.String, "arch_index": pl.Int64, "dataset": pl.String, "hp": pl.String, "seed": pl.Int64,
+    "epoch": pl.Int64, "train_seconds": pl.Float64, "eval_seconds": pl.Float64,
+}
+COST_SCHEMA = {
+    "space": pl.String, "arch_index": pl.Int64, "arch": pl.String, "dataset": pl.String, "seed": pl.Int64,
+    "params": pl.Float64, "flops": pl.Float64, "latency_bs1_ms": pl.Float64, "latency_bs256_ms": pl.Float64,
+}
+KEYS = ["space", "dataset", "hp", "seed", "arch_index", "epoch"]
+
+
+@dataclass
+class ShardJob:
+    space: str
+    dataset: str
+    hp: str
+    seed: int
+    shard: int
+    of: int
+    data_root: Path = Path("results/data")
+    out_root: Path = Path("results/train")
+    plan: Path | None = None
+    archs: list[int] | None = None
+    device: str = "auto"
+    threads: int = 1
+    protocol: Protocol = field(default_factory=Protocol.nats)
+    latency_repeats: int = 5
+    engine: str = "reference"
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out_root) / self.space / self.dataset / f"hp{self.hp}" / f"seed{self.seed}"
+
+    def output(self, kind: str = "") -> Path:
+        suffix = f".{kind}" if kind else ""
+        return self.folder / f"shard{self.shard}{suffix}.parquet"
+
+
+def shard_archs(job: ShardJob) -> list[int]:
+    """The arch indices this shard trains: explicit, from the plan, or every of-th arch of the space."""
+    if not 0 <= job.shard < job.of:
+        raise ValueError(f"shard {job.shard} is not in 0..{job.of - 1} (--of {job.of})")
+    space = get_space(job.space)
+    if job.archs is not None:
+        for i in job.archs:
+            space.arch(i)  # validates the index
+        return sorted(set(job.archs))
+    if job.plan is not None:
+        return _archs_from_plan(Path(job.plan), job)
+    return list(range(job.shard, len(space), job.of))
+
+
+def _archs_from_plan(plan: Path, job: ShardJob) -> list[int]:
+    if not plan.is_file():
+        raise FileNotFoundError(f"{plan}: no plan; run the plan phase (snakemake plan) or omit --plan")
+    table = pl.read_parquet(plan)
+    missing = {"arch_index", "shard"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{plan}: missing columns {sorted(missing)}; rebuild it with `nasforge plan`")
+    shards = table["shard"].n_unique()
+    if table["shard"].max() + 1 != job.of:
+        raise ValueError(f"{plan}: holds {shards} shards but the job says --of {job.of}")
+    return sorted(table.filter(pl.col("shard") == job.shard)["arch_index"].to_list())
+
+
+def run_shard(job: ShardJob) -> Path:
+    """Train every arch of the shard that is not yet done, then assemble its tables."""
+    epochs = epochs_of(job.hp)
+    archs = shard_archs(job)
+    environment.pin(job.threads)
+    device = environment.resolve_device(job.device)
+    parts = job.folder / f"shard{job.shard}.parts"
+    config = {
+        "space": job.space, "dataset": job.dataset, "hp": job.hp, "seed": job.seed, "shard": job.shard,
+        "of": job.of, "archs": archs, "epochs": epochs, "protocol": job.protocol.as_dict(),
+        "engine": job.engine, "device_type": device.type, "threads": job.threads,
+    }
+    _claim_parts(parts, config)
+    done = {int(p.name.split(".")[0]) for p in parts.glob("*.metrics.parquet")}
+    todo = [i for i in archs if i not in done]
+    if todo:
+        splits = load_splits(Path(job.data_root) / job.dataset, device)
+        if splits.dataset != job.dataset:
+            raise ValueError(f"{job.data_root}/{job.dataset} holds {splits.dataset!r}, not {job.dataset!r}")
+        _train_parts(job, todo, len(archs) - len(todo), len(archs), epochs, splits, device, parts)
+    env = environment.describe(device)
+    _assemble(job, archs, parts, env, config)
+    shutil.rmtree(parts)
+    return job.output()
+
+
+def _claim_parts(parts: Path, config: dict) -> None:
+    job_file = parts / "job.json"
+    if job_file.is_file():
+        previous = json.loads(job_file.read_text())
+        if previous != config:
+            changed = sorted(k for k in config.keys() | previous.keys() if config.get(k) != previous.get(k))
+            raise ValueError(
+                f"{parts}: holds archs trained with other settings (differs in {changed}); "
+                f"rerun with the original settings to resume, or delete that folder to start over"
+            )
+        return
+    parts.mkdir(parents=True, exist_ok=True)
+    tmp = parts / "job.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+    tmp.replace(job_file)
+
+
+def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: int, splits: Splits,
+                 device: torch.device, parts: Path) -> None:
+    space = get_space(job.space)
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=not sys.stderr.isatty(), transient=True) as progress:
+        shard_task = progress.add_task(f"{job.space} shard {job.shard}/{job.of} archs", total=total, completed=done)
+        epoch_task = progress.add_task("epochs", total=epochs)
+        for index in todo:
+            progress.reset(epoch_task, total=epochs, description=f"arch {index} epochs")
+            metrics, timings = train_arch(
+                job.space, index, job.seed, epochs, job.protocol, splits, device,
+                on_epoch=lambda _: progress.advance(epoch_task),
+            )
+            ident = {"space": job.space, "arch_index": index, "dataset": job.dataset, "hp": job.hp, "seed": job.seed}
+            arch = space.arch(index)
+            timing = pl.DataFrame([{**ident, **t} for t in timings], schema=TIMING_SCHEMA)
+            write_table(timing, parts / f"{index}.timing.parquet", KEYS)
+            write_table(_cost_row(job, index, arch, splits, device), parts / f"{index}.cost.parquet", ["arch_index"])
+            rows = pl.DataFrame([{**ident, "arch": arch, **m} for m in metrics], schema=METRICS_SCHEMA)
+            write_table(rows, parts / f"{index}.metrics.parquet", KEYS)  # written last: marks the arch done
+            progress.advance(shard_task)
+
+
+def _cost_row(job: ShardJob, index: int, arch: str, splits: Splits, device: torch.device) -> pl.DataFrame:
+    channels, size, _ = splits.image_shape
+    c = cost(job.space, arch, splits.num_classes, size, channels)
+    net = make_network(job.space, index, job.seed, splits, device)
+    latency = {f"latency_bs{b}_ms": measure_latency(net, b, splits.image_shape, device, job.latency_repeats) for b in (1, 256)}
+    row = {"space": job.space, "arch_index": index, "arch": arch, "dataset": job.dataset, "seed": job.seed,
+           "params": c["params"], "flops": c["flops"], **latency}
+    return pl.DataFrame([row], schema=COST_SCHEMA)
+
+
+def _assemble(job: ShardJob, archs: list[int], parts: Path, env: dict, config: dict) -> None:
+    def gather(kind: str) -> pl.DataFrame:
+        return pl.concat([pl.read_parquet(parts / f"{i}.{kind}.parquet") for i in archs])
+
+    meta = {"environment": env, "job": config}
+    write_table(gather("timing"), job.output("timing"), KEYS, meta)
+    write_table(gather("cost"), job.output("cost"), ["arch_index"], meta)
+    write_table(gather("metrics"), job.output(), KEYS, meta)  # last: its presence means the shard is complete
+
+
+def shard_environment(path: Path | str) -> dict:
+    """The environment recorded in a shard table."""
+    return read_metadata(path)["environment"]

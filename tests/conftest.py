@@ -1,0 +1,27 @@
+import pytest
+
+import fabricate
+from nasforge.data import prepare
+
+ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
+@pytest.fixture(scope="session")
+def mnist5k_prepared(tmp_path_factory):
+    """The real embedded dataset, prepared once per test session."""
+    return prepare("mnist5k", tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def mnist_small(tmp_path_factory, mnist5k_prepared):
+    """Data root holding a 640-train / 100-valid / 100-test balanced slice of mnist5k."""
+    return fabricate.mnist_slice(mnist5k_prepared, tmp_path_factory.mktemp("small"),
+                                 {"train": 64, "valid": 10, "test": 10})
+
+
+@pytest.fixture(scope="session")
+def mnist_tiny(tmp_path_factory, mnist5k_prepared):
+    """Data root holding a 160-train / 50 / 50 slice: for determinism checks, not accuracy."""
+    return fabricate.mnist_slice(mnist5k_prepared, tmp_path_factory.mktemp("tiny"),
+                                 {"train": 16, "valid": 5, "test": 5})
