@@ -91,7 +91,8 @@ def mnist_slice(full: Path, out: Path, per_class: dict[str, int]) -> Path:
     """A class-balanced slice of a prepared mnist5k (real digits), in the prepared format."""
     import json
 
-    from nasforge.data.prepare import MANIFEST, sha256
+    from nasforge.data.prepare import MANIFEST
+    from nasforge.files import sha256
 
     folder = out / "mnist5k"
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,3 +106,47 @@ def mnist_slice(full: Path, out: Path, per_class: dict[str, int]) -> Path:
     manifest["files"] = {p.name: sha256(p) for p in sorted(folder.glob("*.npy"))}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return out
+
+
+def shard_tables(results: Path, params: dict) -> None:
+    """Shard tables in the trainer's schemas for every planned arch, with plausible
+    made-up numbers (deterministic), so later phases can be tested without training."""
+    import polars as pl
+
+    from nasforge.models import cost
+    from nasforge.spaces.plan import make_plan
+    from nasforge.tables import write_table
+    from nasforge.train.shard import COST_SCHEMA, KEYS, METRICS_SCHEMA, TIMING_SCHEMA
+
+    space, plan = params["space"], params["plan"]
+    table = make_plan(space, plan["archs"], plan["shards"], plan.get("sample_seed", 0), plan.get("include"))
+    write_table(table, results / "plan" / f"{space}.parquet", ["arch_index"])
+    rng = np.random.default_rng(0)
+    for dataset in params["datasets"]:
+        spec = registry.get_dataset(dataset)
+        for hp in params["train"]["budgets"]:
+            for seed in params["train"]["seeds"]:
+                for k in range(plan["shards"]):
+                    metrics, timing, costs = [], [], []
+                    for index, arch in table.filter(pl.col("shard") == k).select("arch_index", "arch").iter_rows():
+                        none_cell = set(arch.replace("|", " ").replace("+", " ").split()) <= {f"none~{i}" for i in range(3)}
+                        quality = 10.0 if none_cell else 50 + 40 * (index % 7) / 7
+                        for epoch in range(int(hp)):
+                            acc = float(quality if none_cell else quality * (epoch + 1) / int(hp) + rng.normal(0, 0.5))
+                            row = {"space": space, "arch_index": index, "arch": arch, "dataset": dataset, "hp": hp,
+                                   "seed": seed, "epoch": epoch, "lr": 0.1, "train_loss": 1.0, "train_acc": acc,
+                                   "valid_loss": 1.1, "valid_acc": acc, "test_loss": 1.1, "test_acc": acc,
+                                   "diverged": False}
+                            metrics.append(row)
+                            timing.append({k2: row[k2] for k2 in ("space", "arch_index", "dataset", "hp", "seed", "epoch")}
+                                          | {"train_seconds": 1.0 + rng.random(), "eval_seconds": 0.1})
+                        c = cost(space, arch, spec.num_classes, spec.size, spec.channels)
+                        costs.append({"space": space, "arch_index": index, "arch": arch, "dataset": dataset,
+                                      "seed": seed, "params": c["params"], "flops": c["flops"],
+                                      "latency_bs1_ms": 1.0, "latency_bs256_ms": 9.0 + rng.random()})
+                    rel = Path(space) / dataset / f"hp{hp}" / f"seed{seed}"
+                    meta = {"environment": {"device": "fabricated"}}
+                    write_table(pl.DataFrame(metrics, schema=METRICS_SCHEMA), results / "train" / rel / f"shard{k}.parquet", KEYS, meta)
+                    measured = results / "measured" / "train" / rel
+                    write_table(pl.DataFrame(timing, schema=TIMING_SCHEMA), measured / f"shard{k}.timing.parquet", KEYS)
+                    write_table(pl.DataFrame(costs, schema=COST_SCHEMA), measured / f"shard{k}.cost.parquet", ["arch_index"])

@@ -24,8 +24,8 @@ SMALL_BATCH = Protocol.nats("12").with_overrides({"batch_size": 64})
 
 def job(data, out, archs, hp="01", seed=777, shard=0, of=1, **kw) -> ShardJob:
     kw.setdefault("protocol", SMALL_BATCH)
-    return ShardJob("tss", "mnist5k", hp, seed, shard, of, data, out, archs=archs, device="cpu", threads=1,
-                    latency_repeats=1, **kw)
+    return ShardJob("tss", "mnist5k", hp, seed, shard, of, data, out, Path(out) / "measured", archs=archs,
+                    device="cpu", threads=1, latency_repeats=1, **kw)
 
 
 def test_protocol_defaults_are_nats_bench_files():
@@ -47,13 +47,13 @@ def test_protocol_defaults_are_nats_bench_files():
 
 @pytest.fixture(scope="module")
 def trained(mnist_small, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    path = run_shard(job(mnist_small, out, [CONV, NONE, LIGHT], hp="03"))
-    return path
+    shard = job(mnist_small, tmp_path_factory.mktemp("train"), [CONV, NONE, LIGHT], hp="03")
+    run_shard(shard)
+    return shard
 
 
 def test_shard_table_schema_sorting_and_environment(trained):
-    table = pl.read_parquet(trained)
+    table = pl.read_parquet(trained.output())
     assert table.columns == [
         "space", "arch_index", "arch", "dataset", "hp", "seed", "epoch", "lr", "train_loss", "train_acc",
         "valid_loss", "valid_acc", "test_loss", "test_acc", "diverged"]
@@ -61,20 +61,21 @@ def test_shard_table_schema_sorting_and_environment(trained):
     assert table.equals(table.sort("arch_index", "epoch"))
     assert table["hp"].unique().to_list() == ["03"] and table["epoch"].to_list()[:3] == [0, 1, 2]
     assert not table["diverged"].any() and table.null_count().sum_horizontal().item() == 0
-    env = read_metadata(trained)["environment"]
+    env = read_metadata(trained.output())["environment"]
     assert {"torch", "cuda", "cudnn", "device", "driver", "threads"} <= set(env) and env["threads"] == "1"
-    timing = pl.read_parquet(trained.with_name("shard0.timing.parquet"))
+    timing = pl.read_parquet(trained.output("timing"))
+    assert trained.output("timing").parent == trained.measured_root / "tss/mnist5k/hp03/seed777"
     assert timing.height == 9 and (timing["train_seconds"] > 0).all()
-    cost = pl.read_parquet(trained.with_name("shard0.cost.parquet"))
+    cost = pl.read_parquet(trained.output("cost"))
     assert sorted(cost["arch_index"].to_list()) == sorted([CONV, NONE, LIGHT])
     conv = cost.filter(pl.col("arch_index") == CONV)
     assert conv["params"].item() == pytest.approx(1.531546 - 2 * 16 * 9 / 1e6)  # 1 input channel, not 3
     assert (cost["latency_bs1_ms"] > 0).all() and (cost["latency_bs256_ms"] > cost["latency_bs1_ms"]).all()
-    assert not trained.with_name("shard0.parts").exists()
+    assert not trained.folder.joinpath("shard0.parts").exists()
 
 
 def test_conv_beats_chance_and_the_empty_cell_stays_at_chance(trained):
-    final = pl.read_parquet(trained).filter(pl.col("epoch") == 2)
+    final = pl.read_parquet(trained.output()).filter(pl.col("epoch") == 2)
     acc = dict(zip(final["arch_index"], final["valid_acc"], strict=True))
     # Chance is 10% (sd about 3 points on 100 balanced images); 20% is far above it.
     assert acc[CONV] > 20 and acc[LIGHT] > 20

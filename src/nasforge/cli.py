@@ -135,30 +135,195 @@ def train_shard_cmd(
     archs: Annotated[str | None, typer.Option("--archs", help="Explicit comma-separated arch indices (overrides --plan).")] = None,
     data: Annotated[Path, typer.Option("--data", help="Folder of prepared datasets.")] = Path("results/data"),
     out: Annotated[Path, typer.Option("--out", help="Root of the training tables.")] = Path("results/train"),
+    measured_out: Annotated[Path | None, typer.Option("--measured-out", help="Root of the measured timing and cost "
+                            "tables [default: OUT's sibling measured/train].")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
     threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (fixed: results depend on it).")] = 1,
-    params: Annotated[Path | None, typer.Option("--params", help="params.yaml whose train.protocol overrides NATS-Bench's.")] = None,
-    latency_repeats: Annotated[int, typer.Option("--latency-repeats", help="Timed forward passes per latency figure.")] = 5,
+    protocol_json: Annotated[str | None, typer.Option("--protocol-json", help="Overrides of NATS-Bench's protocol "
+                             "as JSON, e.g. '{\"batch_size\": 128}' (params.yaml's train.protocol).")] = None,
+    latency_repeats: Annotated[int, typer.Option("--latency-repeats", help="Timed forward passes per latency figure.")] = 3,
 ) -> None:
     """Train one shard of architectures and write its tables (resumes a killed job)."""
     from nasforge.train import Protocol, ShardJob, run_shard
 
     try:
-        protocol = Protocol.nats(hp).with_overrides(_protocol_overrides(params))
-        job = ShardJob(space, dataset, hp, seed, shard, of, data, out, plan, _index_list(archs), device, threads,
-                       protocol, latency_repeats)
+        protocol = Protocol.nats(hp).with_overrides(json.loads(protocol_json) if protocol_json else None)
+        measured = measured_out or out.parent / "measured" / out.name
+        job = ShardJob(space, dataset, hp, seed, shard, of, data, out, measured, plan, _index_list(archs), device,
+                       threads, protocol, latency_repeats)
         path = run_shard(job)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(f"wrote {path}")
 
 
-def _protocol_overrides(params: Path | None) -> dict | None:
-    if params is None:
-        return None
-    import yaml
+PARAMS_OPTION = typer.Option("--params", help="The configuration, checked against workflow/schemas/params.schema.yaml.")
+PARAMS_JSON_OPTION = typer.Option("--params-json", help="The relevant part of an already-checked configuration as "
+                                  "JSON (how Snakemake rules pass it); overrides --params.")
 
-    return (yaml.safe_load(params.read_text()) or {}).get("train", {}).get("protocol")
+
+def _params(path: Path, inline: str | None = None) -> dict:
+    from nasforge.config import ParamsError, load_params
+
+    if inline:
+        return json.loads(inline)
+    try:
+        return load_params(path)
+    except ParamsError as err:
+        _fail(str(err))
+
+
+@app.command("check-params")
+def check_params_cmd(params: Annotated[Path, typer.Argument(help="params.yaml to check.")] = Path("params.yaml")) -> None:
+    """Check params.yaml against its schema; name every wrong key and what is allowed."""
+    _params(params)
+    typer.echo(f"{params}: ok")
+
+
+@app.command("plan")
+def plan_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Plan table [default: results/plan/{space}.parquet].")] = None,
+) -> None:
+    """Sample the architectures to train and pack them into cost-balanced shards."""
+    from nasforge.spaces.plan import PLAN_SCHEMA, make_plan
+    from nasforge.tables import write_table
+
+    p = _params(params, params_json)
+    plan = p["plan"]
+    try:
+        table = make_plan(p["space"], plan["archs"], plan["shards"], plan.get("sample_seed", 0), plan.get("include"))
+    except ValueError as err:
+        _fail(f"{params}: {err}")
+    out = out or Path(f"results/plan/{p['space']}.parquet")
+    write_table(table.select(list(PLAN_SCHEMA)), out, ["arch_index"])
+    import polars as pl
+
+    loads = table.group_by("shard").agg(pl.col("flops").sum()).sort("shard")["flops"].to_list()
+    typer.echo(f"wrote {out}: {table.height} archs in {plan['shards']} shards (MFLOPs per shard {min(loads):.0f}-{max(loads):.0f})")
+
+
+@app.command("aggregate")
+def aggregate_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+) -> None:
+    """Gather every shard into the benchmark's tables; stop if any arch is missing or doubled."""
+    from nasforge.aggregate import CoverageError, Layout, aggregate
+
+    p = _params(params, params_json)
+    space = p["space"]
+    layout = Layout(space, p["datasets"], p["train"]["budgets"], p["train"]["seeds"], p["plan"]["shards"],
+                    results / "train", results / "measured/train")
+    try:
+        written = aggregate(layout, results / f"plan/{space}.parquet", results / f"bench/{space}",
+                            results / f"measured/bench/{space}")
+    except CoverageError as err:
+        _fail(str(err))
+    typer.echo("wrote " + ", ".join(str(w) for w in written.values()))
+
+
+@app.command("validate")
+def validate_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+) -> None:
+    """Audit the benchmark's tables with great-expectations; fail (blocking the release) on any broken check."""
+    from nasforge.validate import ValidationFailed, expected_from_params, validate
+
+    p = _params(params, params_json)
+    space = p["space"]
+    bench = results / f"bench/{space}"
+    try:
+        summary = validate(bench / "epochs.parquet", bench / "archs.parquet",
+                           expected_from_params(p, results / f"plan/{space}.parquet"), results / f"validate/{space}")
+    except ValidationFailed as err:
+        typer.secho(f"validation failed: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    typer.echo(f"validation passed: {summary['expectations']} expectations; report in {results}/validate/{space}")
+
+
+@app.command("analyse")
+def analyse_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+) -> None:
+    """Draw NATS-Bench-style figures and write the headline metrics."""
+    from nasforge.analysis import analyse
+
+    space = _params(params, params_json)["space"]
+    paths = analyse(results / f"bench/{space}/archs.parquet", results / f"figures/{space}")
+    typer.echo(f"wrote {len(paths)} files to {results}/figures/{space}")
+
+
+@app.command("pipeline")
+def pipeline_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    profile: Annotated[Path, typer.Option("--profile", help="Snakemake profile: workflow/profiles/{default,slurm,kubernetes}.")] = Path("workflow/profiles/default"),
+    cores: Annotated[str, typer.Option("--cores", help="Cores for local jobs ('all' or a number).")] = "all",
+    targets: Annotated[list[str] | None, typer.Argument(help="Snakemake targets (default: the release).")] = None,
+) -> None:
+    """Rebuild the benchmark end to end with Snakemake, then say where the release is."""
+    import os
+    import subprocess
+    import sys
+
+    from nasforge.release import release_name
+
+    p = _params(params)
+    env = dict(os.environ)
+    # Rules call `nasforge`: put this interpreter's scripts first, so a venv needs no activation.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    command = [sys.executable, "-m", "snakemake", "--profile", str(profile), "--configfile", str(params),
+               "--cores", cores, *(targets or [])]
+    code = subprocess.call(command, env=env)
+    if code:
+        typer.secho(f"pipeline failed (snakemake exit {code}); logs in results/logs/", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code)
+    if not targets:
+        release = Path("results/release") / release_name(p)
+        typer.echo(f"release: {release} (check it with `nasforge release verify {release}`)")
+
+
+release_app = typer.Typer(help="Build and verify benchmark releases.", no_args_is_help=True)
+app.add_typer(release_app, name="release")
+
+
+@release_app.command("build")
+def release_build_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+) -> None:
+    """Assemble the versioned release folder: tables, figures, validation, manifest, data card."""
+    from nasforge.release import build_release
+
+    p = _params(params, params_json)
+    space = p["space"]
+    try:
+        out = build_release(p, results / f"plan/{space}.parquet", results / f"bench/{space}",
+                            results / f"measured/bench/{space}", results / f"validate/{space}",
+                            results / f"figures/{space}", results / "release")
+    except FileNotFoundError as err:
+        _fail(str(err))
+    typer.echo(f"release ready: {out}")
+
+
+@release_app.command("verify")
+def release_verify_cmd(folder: Annotated[Path, typer.Argument(help="A release folder.")]) -> None:
+    """Recheck the sha256 of every file of a release against its manifests."""
+    from nasforge.release import verify
+
+    problems = verify(folder)
+    if problems:
+        for problem in problems:
+            typer.secho(problem, err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    typer.echo(f"{folder}: every file matches its manifest")
 
 
 def main() -> None:

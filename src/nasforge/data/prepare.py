@@ -10,7 +10,6 @@ dataset and never damages one prepared earlier.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping
@@ -21,16 +20,9 @@ import polars as pl
 
 from nasforge.data.registry import DatasetSpec, get_dataset, select
 from nasforge.data.sources import CHECKSUMS, SOURCES, SourceError
+from nasforge.files import replace_dir, sha256
 
 MANIFEST = "manifest.json"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def prepare(dataset: str, out_root: Path | str, source: Path | str | None = None,
@@ -51,7 +43,7 @@ def prepare(dataset: str, out_root: Path | str, source: Path | str | None = None
     staging.mkdir(parents=True)
     try:
         _write(spec, raw, source_md5, staging)
-        _swap_in(staging, out)
+        replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
@@ -100,13 +92,3 @@ def _write(spec: DatasetSpec, raw: dict, source_md5: dict[str, str], folder: Pat
         "files": {p.name: sha256(p) for p in sorted(folder.iterdir())},
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging``; the old copy is removed only once the new one is in place."""
-    retired = out.parent / f".{out.name}.old"
-    shutil.rmtree(retired, ignore_errors=True)
-    if out.exists():
-        out.rename(retired)
-    staging.rename(out)
-    shutil.rmtree(retired, ignore_errors=True)

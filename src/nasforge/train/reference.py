@@ -157,8 +157,7 @@ def measure_latency(net: torch.nn.Module, batch: int, shape: tuple[int, int, int
     """Median milliseconds of an inference forward pass at ``batch``."""
     net.eval()
     x = torch.zeros((batch, *shape), device=device).contiguous(memory_format=torch.channels_last)
-    for _ in range(2):
-        net(x)
+    net(x)  # warm-up: allocator and kernel selection
     samples = []
     for _ in range(repeats):
         _sync(device)

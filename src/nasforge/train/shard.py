@@ -1,15 +1,17 @@
 """One training job: a shard of architectures, one space, dataset, budget and seed.
 
-Outputs, under ``{out}/{space}/{dataset}/hp{hp}/seed{seed}/``:
+Outputs, each under ``{space}/{dataset}/hp{hp}/seed{seed}/``:
 
-- ``shard{k}.parquet``: one row per (arch, epoch) of deterministic metrics,
-  the environment and job in its metadata. Byte-identical on a rerun.
-- ``shard{k}.timing.parquet``: measured train/eval seconds per (arch, epoch).
-- ``shard{k}.cost.parquet``: params and FLOPs (cost model) and measured
-  inference latency per arch.
+- ``{out}/.../shard{k}.parquet``: one row per (arch, epoch) of deterministic
+  metrics, the environment and job in its metadata. Byte-identical on a rerun.
+- ``{measured}/.../shard{k}.timing.parquet``: measured train/eval seconds per
+  (arch, epoch).
+- ``{measured}/.../shard{k}.cost.parquet``: params and FLOPs (cost model) and
+  measured inference latency per arch.
 
-Wall-clock measurements live apart from the metrics on purpose: they can never
-be byte-stable, and keeping them out is what lets the metrics table be.
+Wall-clock measurements live in a tree of their own (``results/measured/``) on
+purpose: they can never be byte-stable, and keeping them apart is what lets
+every other file, and DVC's hash of it, be identical on a rebuild.
 
 Resuming: each finished arch is committed to ``shard{k}.parts/`` by an atomic
 rename; a restarted job skips what is there and, once all archs are in,
@@ -64,21 +66,28 @@ class ShardJob:
     of: int
     data_root: Path = Path("results/data")
     out_root: Path = Path("results/train")
+    measured_root: Path = Path("results/measured/train")
     plan: Path | None = None
     archs: list[int] | None = None
     device: str = "auto"
     threads: int = 1
     protocol: Protocol = field(default_factory=Protocol.nats)
-    latency_repeats: int = 5
+    latency_repeats: int = 3
     engine: str = "reference"
 
     @property
+    def relative(self) -> Path:
+        return Path(self.space) / self.dataset / f"hp{self.hp}" / f"seed{self.seed}"
+
+    @property
     def folder(self) -> Path:
-        return Path(self.out_root) / self.space / self.dataset / f"hp{self.hp}" / f"seed{self.seed}"
+        return Path(self.out_root) / self.relative
 
     def output(self, kind: str = "") -> Path:
-        suffix = f".{kind}" if kind else ""
-        return self.folder / f"shard{self.shard}{suffix}.parquet"
+        """The metrics table, or with ``kind`` "timing"/"cost" a measured table."""
+        if not kind:
+            return self.folder / f"shard{self.shard}.parquet"
+        return Path(self.measured_root) / self.relative / f"shard{self.shard}.{kind}.parquet"
 
 
 def shard_archs(job: ShardJob) -> list[int]:

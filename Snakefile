@@ -1,0 +1,25 @@
+# nasforge: rebuild a NAS benchmark from raw data to a versioned release.
+# Rules live in workflow/rules/, one file per phase; helpers in common.smk.
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/plan.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/release.smk"
+
+
+wildcard_constraints:
+    space="tss|sss",
+    hp="[0-9]+",
+    seed="[0-9]+",
+    k="[0-9]+",
+
+
+rule all:
+    input:
+        release_manifest(),

@@ -1,0 +1,64 @@
+"""params.yaml: load it and check it against its schema before anything runs.
+
+jsonschema finds the problems; this module words them for a person: the file,
+the key path, what is wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+DEFAULT_SCHEMA = Path("workflow/schemas/params.schema.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml does not match its schema; the message names the key and the fix."""
+
+
+def load_params(path: Path | str = "params.yaml", schema: Path | str | None = None) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: not found; copy params.yaml from the repository root")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({err})") from err
+    check_params(params, schema or _schema_beside(path), str(path))
+    return params
+
+
+def _schema_beside(params_path: Path) -> Path:
+    candidate = params_path.resolve().parent / DEFAULT_SCHEMA
+    return candidate if candidate.is_file() else DEFAULT_SCHEMA
+
+
+def check_params(params: dict[str, Any], schema: Path | str, source: str = "params.yaml") -> None:
+    """Raise ParamsError listing every problem in ``params``."""
+    spec = yaml.safe_load(Path(schema).read_text())
+    validator = jsonschema.Draft202012Validator(spec)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"{source} does not match {schema}:"] + [f"  - {_explain(e)}" for e in errors]
+        raise ParamsError("\n".join(lines))
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"{key}: unknown key(s) {extra}; allowed keys are {allowed}"
+    if error.validator == "required":
+        return f"{key}: {error.message}; see workflow/schemas/params.schema.yaml"
+    if error.validator == "enum":
+        return f"{key}: {error.instance!r} is not allowed; allowed values are {schema['enum']}"
+    if error.validator == "oneOf":
+        options = [o.get("const", o.get("type")) for o in schema.get("oneOf", [])]
+        return f"{key}: {error.instance!r} is not allowed; expected one of {options}"
+    hint = f" ({schema['description']})" if "description" in schema else ""
+    return f"{key}: {error.message}{hint}"

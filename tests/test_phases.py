@@ -1,0 +1,205 @@
+"""plan -> aggregate -> validate -> analyse -> release on fabricated shard tables (no training)."""
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+import fabricate
+from conftest import ALL_CONV, ALL_NONE
+from nasforge.aggregate import CoverageError, Layout, aggregate
+from nasforge.analysis import analyse
+from nasforge.config import ParamsError, check_params, load_params
+from nasforge.release import build_release, verify
+from nasforge.spaces.plan import make_plan, sample_archs
+from nasforge.validate import ValidationFailed, expected_from_params, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/params.schema.yaml"
+PARAMS = {
+    "release": {"name": "nasforge", "version": "0.0.1"},
+    "space": "tss",
+    "datasets": ["mnist5k"],
+    "plan": {"archs": 8, "sample_seed": 1, "shards": 3, "include": [ALL_CONV, ALL_NONE]},
+    "train": {"budgets": ["02"], "seeds": [777, 888]},
+    "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 5.0},
+}
+
+
+def test_committed_params_files_are_valid():
+    for name in ("params.yaml", "params-nats.yaml"):
+        load_params(ROOT / name, SCHEMA)
+    check_params(PARAMS, SCHEMA)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda p: p.update(space="nb101"), "space: 'nb101' is not allowed; allowed values are ['tss', 'sss']"),
+    (lambda p: p["train"].update(sedes=[1]), "train: unknown key(s) ['sedes']; allowed keys are"),
+    (lambda p: p["train"].update(seeds=["777"]), "train.seeds.0: '777' is not of type 'integer'"),
+    (lambda p: p["plan"].update(archs="some"), "plan.archs: 'some' is not allowed; expected one of ['integer', 'all']"),
+    (lambda p: p.update(datasets=["svhn"]), "datasets.0: 'svhn' is not allowed; allowed values are"),
+    (lambda p: p.pop("validate"), "'validate' is a required property"),
+])
+def test_bad_params_name_the_key_and_what_is_allowed(change, message, tmp_path):
+    params = copy.deepcopy(PARAMS)
+    change(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError) as err:
+        load_params(path, SCHEMA)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_plan_is_fixed_includes_anchors_and_balances_shards():
+    from nasforge.spaces import get_space
+
+    plan = make_plan("tss", 40, 4, sample_seed=3, include=[ALL_CONV, ALL_NONE])
+    assert plan.equals(make_plan("tss", 40, 4, sample_seed=3, include=[ALL_CONV, ALL_NONE]))
+    tss = get_space("tss")
+    assert {tss.index(ALL_CONV), tss.index(ALL_NONE)} <= set(plan["arch_index"])
+    assert plan.height == 40 and plan["arch_index"].is_unique().all()
+    loads = plan.group_by("shard").agg(pl.col("flops").sum())["flops"]
+    assert loads.max() - loads.min() <= plan["flops"].max()  # greedy LPT bound
+    assert sample_archs("sss", "all") == list(range(32768))
+    with pytest.raises(ValueError, match="plan.include already names 2"):
+        sample_archs("tss", 1, include=[ALL_CONV, ALL_NONE])
+    with pytest.raises(ValueError, match="plan.shards"):
+        make_plan("tss", 3, 4)
+
+
+@pytest.fixture
+def results(tmp_path):
+    fabricate.shard_tables(tmp_path / "results", PARAMS)
+    return tmp_path / "results"
+
+
+def _layout(results):
+    t = PARAMS["train"]
+    return Layout("tss", PARAMS["datasets"], t["budgets"], t["seeds"], PARAMS["plan"]["shards"],
+                  results / "train", results / "measured/train")
+
+
+def _aggregate(results):
+    return aggregate(_layout(results), results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss")
+
+
+def test_aggregate_tables(results):
+    written = _aggregate(results)
+    epochs, archs = pl.read_parquet(written["epochs"]), pl.read_parquet(written["archs"])
+    assert epochs.height == 8 * 2 * 2 and archs.height == 8
+    row = archs.row(0, named=True)
+    assert row["seeds"] == [777, 888] and row["n_seeds"] == 2
+    final = epochs.filter((pl.col("arch_index") == row["arch_index"]) & (pl.col("epoch") == 1)).sort("seed")
+    assert row["test_acc_seeds"] == final["test_acc"].to_list()
+    assert row["test_acc_mean"] == pytest.approx(final["test_acc"].mean())
+    assert row["test_acc_std"] == pytest.approx(final["test_acc"].std())
+    assert pl.read_parquet(written["times"]).height == epochs.height
+    assert pl.read_parquet(written["latency"]).height == 8 * 2
+
+
+def test_aggregate_names_missing_and_doubled_archs(results):
+    shard = results / "train/tss/mnist5k/hp02/seed888/shard1.parquet"
+    table = pl.read_parquet(shard)
+    gone = table["arch_index"][0]
+    table.filter(pl.col("arch_index") != gone).write_parquet(shard)
+    with pytest.raises(CoverageError, match=rf"mnist5k hp02 seed888: missing archs \[{gone}\]"):
+        _aggregate(results)
+    pl.concat([table, table]).write_parquet(shard)
+    with pytest.raises(CoverageError, match="more than once"):
+        _aggregate(results)
+    shard.unlink()
+    with pytest.raises(CoverageError, match="shard1.parquet"):
+        _aggregate(results)
+
+
+def _validate(results):
+    return validate(results / "bench/tss/epochs.parquet", results / "bench/tss/archs.parquet",
+                    expected_from_params(PARAMS, results / "plan/tss.parquet"), results / "validate/tss")
+
+
+def test_validation_passes_and_writes_stable_reports(results):
+    _aggregate(results)
+    summary = _validate(results)
+    assert summary["success"] and summary["expectations"] >= 30
+    report = json.loads((results / "validate/tss/validation.json").read_text())
+    assert report["suites"]["chance"]["rows"] == 1 and report["suites"]["cost_model"]["rows"] == 8
+    first = {p: p.read_bytes() for p in sorted((results / "validate/tss").rglob("*")) if p.is_file()}
+    _validate(results)
+    again = {p: p.read_bytes() for p in sorted((results / "validate/tss").rglob("*")) if p.is_file()}
+    assert first == again
+    index = (results / "validate/tss/docs/index.html").read_text()
+    assert "great-expectations-web-assets" not in index
+
+
+@pytest.mark.parametrize("corrupt,expectation", [
+    (lambda t: t.with_columns(test_acc=pl.when(pl.col("epoch") == 0).then(150.0).otherwise(pl.col("test_acc"))),
+     "expect_column_values_to_be_between"),
+    (lambda t: t.with_columns(valid_loss=pl.lit(float("inf"))), "valid_loss"),
+    (lambda t: t.with_columns(test_acc=pl.when(pl.col("arch").str.contains("nor_conv")).then(pl.col("test_acc"))
+                              .otherwise(60.0)), "distance_from_chance"),
+])
+def test_a_corrupted_shard_fails_validation_and_blocks_the_release(results, corrupt, expectation):
+    shard = results / "train/tss/mnist5k/hp02/seed777/shard0.parquet"
+    corrupt(pl.read_parquet(shard)).write_parquet(shard)
+    shard = results / "train/tss/mnist5k/hp02/seed777/shard1.parquet"
+    corrupt(pl.read_parquet(shard)).write_parquet(shard)
+    shard = results / "train/tss/mnist5k/hp02/seed777/shard2.parquet"
+    corrupt(pl.read_parquet(shard)).write_parquet(shard)
+    _aggregate(results)
+    with pytest.raises(ValidationFailed, match=expectation):
+        _validate(results)
+    assert not (results / "validate/tss/summary.json").exists()
+    assert json.loads((results / "validate/tss/validation.json").read_text())["success"] is False
+    analyse(results / "bench/tss/archs.parquet", results / "figures/tss")
+    with pytest.raises(FileNotFoundError, match="no passing validation"):
+        _release(results)
+    assert not (results / "release").exists() or not list((results / "release").iterdir())
+
+
+def _release(results):
+    return build_release(PARAMS, results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss",
+                         results / "validate/tss", results / "figures/tss", results / "release")
+
+
+def test_figures_are_byte_stable(results, tmp_path):
+    _aggregate(results)
+    a = analyse(results / "bench/tss/archs.parquet", tmp_path / "a")
+    b = analyse(results / "bench/tss/archs.parquet", tmp_path / "b")
+    assert {k: p.read_bytes() for k, p in a.items()} == {k: p.read_bytes() for k, p in b.items()}
+    assert len([p for p in a.values() if p.suffix == ".png"]) == 5
+    metrics = json.loads(a["metrics"].read_text())["mnist5k/hp02"]
+    assert metrics["archs"] == 8 and metrics["best"]["test_acc_mean"] == metrics["test_acc"]["max"]
+
+
+def test_release_verifies_and_detects_any_change(results):
+    _aggregate(results)
+    _validate(results)
+    analyse(results / "bench/tss/archs.parquet", results / "figures/tss")
+    release = _release(results)
+    assert release.name == "nasforge-tss-v0.0.1"
+    assert verify(release) == []
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["files"]["tables/archs.parquet"]["rows"] == 8
+    assert "measured/times.parquet" not in manifest["files"]
+    assert "measured/times.parquet" not in manifest["files"] and (release / "measured/manifest.json").is_file()
+    card = (release / "DATACARD.md").read_text()
+    assert "# nasforge-tss-v0.0.1" in card and "measured/" in card and "mnist5k" in card
+
+    archs = release / "tables/archs.parquet"
+    data = bytearray(archs.read_bytes())
+    data[len(data) // 2] ^= 1
+    archs.write_bytes(bytes(data))
+    assert any("tables/archs.parquet: sha256 differs" in p for p in verify(release))
+    rebuilt = _release(results)
+    assert verify(rebuilt) == []
+    (rebuilt / "measured/times.parquet").write_bytes(b"changed")
+    assert any("measured/times.parquet: sha256 differs" in p for p in verify(rebuilt))
+    _release(results)
+    (rebuilt / "extra.txt").write_text("smuggled in")
+    assert any("extra.txt: not listed" in p for p in verify(rebuilt))
+    shutil.rmtree(rebuilt / "figures")
+    assert any("listed in manifest.json but missing" in p for p in verify(rebuilt))

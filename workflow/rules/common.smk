@@ -1,0 +1,41 @@
+import json
+from pathlib import Path
+
+from nasforge.config import check_params
+from nasforge.release import release_name
+
+# Checked before any job starts; a wrong key or value stops here, naming it and what is allowed.
+check_params(config, Path(workflow.basedir) / "workflow/schemas/params.schema.yaml", "the configuration")
+
+SPACE = config["space"]
+TRAIN = config["train"]
+RAW_SOURCE = {"cifar10-valid": "cifar10", "cifar10": "cifar10", "cifar100": "cifar100",
+              "ImageNet16-120": "imagenet16-120", "mnist5k": None}
+
+
+def section(*keys):
+    """The configuration keys a step depends on, as JSON; Snakemake reruns the step when they change."""
+    return json.dumps({k: config[k] for k in keys}, sort_keys=True)
+
+
+def source_option(wildcards):
+    raw = RAW_SOURCE[wildcards.dataset]
+    if raw is None:
+        return ""
+    path = config.get("sources", {}).get(raw)
+    if not path:
+        raise ValueError(f"dataset {wildcards.dataset} needs sources.{raw} in params.yaml: the local official archive")
+    return f"--source {path}"
+
+
+def shard_tables(kind=""):
+    """Every shard file of the configured space, datasets, budgets and seeds."""
+    root = "results/measured/train" if kind else "results/train"
+    suffix = f".{kind}.parquet" if kind else ".parquet"
+    pattern = f"{root}/{{space}}/{{dataset}}/hp{{hp}}/seed{{seed}}/shard{{k}}{suffix}"
+    return expand(pattern, space=SPACE, dataset=config["datasets"], hp=TRAIN["budgets"], seed=TRAIN["seeds"],
+                  k=range(config["plan"]["shards"]))
+
+
+def release_manifest():
+    return f"results/release/{release_name(config)}/manifest.json"
