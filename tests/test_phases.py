@@ -203,3 +203,14 @@ def test_release_verifies_and_detects_any_change(results):
     assert any("extra.txt: not listed" in p for p in verify(rebuilt))
     shutil.rmtree(rebuilt / "figures")
     assert any("listed in manifest.json but missing" in p for p in verify(rebuilt))
+
+
+def test_workflow_is_lint_clean():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, result.stdout

@@ -265,6 +265,8 @@ def pipeline_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     profile: Annotated[Path, typer.Option("--profile", help="Snakemake profile: workflow/profiles/{default,slurm,kubernetes}.")] = Path("workflow/profiles/default"),
     cores: Annotated[str, typer.Option("--cores", help="Cores for local jobs ('all' or a number).")] = "all",
+    forcerun: Annotated[list[str] | None, typer.Option("--forcerun", help="Rerun this rule (and what follows) even "
+                        "if its outputs exist, e.g. after editing a table by hand; repeatable.")] = None,
     targets: Annotated[list[str] | None, typer.Argument(help="Snakemake targets (default: the release).")] = None,
 ) -> None:
     """Rebuild the benchmark end to end with Snakemake, then say where the release is."""
@@ -279,7 +281,7 @@ def pipeline_cmd(
     # Rules call `nasforge`: put this interpreter's scripts first, so a venv needs no activation.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     command = [sys.executable, "-m", "snakemake", "--profile", str(profile), "--configfile", str(params),
-               "--cores", cores, *(targets or [])]
+               "--cores", cores, *(["--forcerun", *forcerun] if forcerun else []), *(targets or [])]
     code = subprocess.call(command, env=env)
     if code:
         typer.secho(f"pipeline failed (snakemake exit {code}); logs in results/logs/", err=True, fg=typer.colors.RED)

@@ -1,0 +1,152 @@
+"""The whole pipeline on a tiny configuration, through Snakemake and through DVC.
+
+Slow (minutes): real training of two archs on mnist5k in fresh copies of the
+repository. Deselect with -m "not slow" for a quick local run.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+RELEASE = "results/release/nasforge-tss-v0.0.1"
+TINY = {
+    "release": {"name": "nasforge", "version": "0.0.1"},
+    "space": "tss",
+    "datasets": ["mnist5k"],
+    "sources": {},
+    "plan": {"archs": 2, "sample_seed": 0, "shards": 2, "include": [
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"]},
+    "train": {"budgets": ["01"], "seeds": [777], "engine": "reference", "device": "cpu", "threads": 1,
+              "latency_repeats": 1, "protocol": {"batch_size": 128}},
+    "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 20.0},
+}
+
+
+def workspace(path: Path, params: dict = TINY) -> Path:
+    """A fresh copy of the repository (what a clone holds) with the tiny params, as its own git repo."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, path / rel)
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.email=ci@nasforge", "-c", "user.name=ci"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "workspace"]):
+        subprocess.run(git + cmd, cwd=path, check=True)
+    return path
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def deterministic_files(root: Path) -> dict[str, str]:
+    """sha256 of every file under results/ except the measured ones (wall-clock seconds)."""
+    out = {}
+    for path in sorted((root / "results").rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and "measured" not in rel.split("/") and path.name != ".gitignore":
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def lock_without_measured(root: Path) -> dict:
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    for stage in lock["stages"].values():
+        for key in ("deps", "outs"):
+            for entry in stage.get(key, []):
+                if "measured" in entry["path"].split("/"):
+                    entry.update(md5="(measured)", size=0)
+    return lock
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Two independent fresh workspaces: one built by `nasforge pipeline` (Snakemake), one by `dvc repro`."""
+    snake = workspace(tmp_path_factory.mktemp("snakemake"))
+    result = run(["nasforge", "pipeline"], snake)
+    assert f"release: {RELEASE}" in result.stdout
+    dvc = workspace(tmp_path_factory.mktemp("dvc"))
+    run(["dvc", "repro"], dvc)
+    return snake, dvc
+
+
+def test_release_is_validated_and_verifies(built):
+    for root in built:
+        run(["nasforge", "release", "verify", RELEASE], root)
+        manifest = yaml.safe_load((root / RELEASE / "manifest.json").read_text())
+        assert manifest["files"]["tables/archs.parquet"]["rows"] == 2
+        assert (root / "results/validate/tss/summary.json").is_file()
+
+
+def test_snakemake_and_dvc_builds_are_byte_identical(built):
+    snake, dvc = built
+    a, b = deterministic_files(snake), deterministic_files(dvc)
+    assert any(k.startswith(RELEASE) for k in a) and any(k.endswith(".png") for k in a)
+    assert a == b
+
+
+def test_second_dvc_repro_does_nothing(built):
+    _, dvc = built
+    assert "Data and pipelines are up to date." in run(["dvc", "repro"], dvc).stdout
+
+
+def test_fresh_rebuild_gives_the_same_dvc_lock(built, tmp_path):
+    _, dvc = built
+    again = workspace(tmp_path)
+    run(["dvc", "repro"], again)
+    assert lock_without_measured(again) == lock_without_measured(dvc)
+    assert deterministic_files(again) == deterministic_files(dvc)
+
+
+def test_changing_a_training_param_reruns_train_onward_only(built):
+    _, dvc = built
+    params = yaml.safe_load((dvc / "params.yaml").read_text())
+    params["train"]["latency_repeats"] = 2
+    (dvc / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], dvc).stdout
+    assert "Stage 'data' didn't change, skipping" in out and "Stage 'plan' didn't change, skipping" in out
+    assert "Running stage 'train'" in out and "Running stage 'release'" in out
+
+
+def test_a_corrupted_shard_blocks_the_release_and_bad_params_are_named(tmp_path):
+    root = workspace(tmp_path)
+    bad = dict(TINY, space="nb101")
+    (root / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = run(["nasforge", "pipeline", "--params", "bad.yaml"], root, check=False)
+    assert result.returncode == 2 and "space: 'nb101' is not allowed; allowed values are ['tss', 'sss']" in result.stderr
+    result = run(["snakemake", "--profile", "workflow/profiles/default", "--configfile", "bad.yaml", "-n"], root, check=False)
+    assert result.returncode != 0 and "allowed values are ['tss', 'sss']" in result.stdout + result.stderr
+
+    run(["nasforge", "pipeline", "phase_train"], root)
+    shard = root / "results/train/tss/mnist5k/hp01/seed777/shard0.parquet"
+    original = shard.read_bytes()
+    table = pl.read_parquet(shard)
+    table.with_columns(test_acc=pl.col("test_acc") + 100).write_parquet(shard)  # a wrong accuracy
+    result = run(["nasforge", "pipeline"], root, check=False)
+    assert result.returncode != 0
+    assert not (root / RELEASE).exists() and not (root / "results/validate/tss/summary.json").exists()
+    assert '"success": false' in (root / "results/validate/tss/validation.json").read_text()
+
+    shard.write_bytes(original)
+    run(["nasforge", "pipeline", "--forcerun", "aggregate"], root)
+    run(["nasforge", "release", "verify", RELEASE], root)
+    (root / RELEASE / "DATACARD.md").write_text("edited")
+    result = run(["nasforge", "release", "verify", RELEASE], root, check=False)
+    assert result.returncode == 1 and "DATACARD.md: sha256 differs" in result.stderr
