@@ -291,6 +291,80 @@ def pipeline_cmd(
         typer.echo(f"release: {release} (check it with `nasforge release verify {release}`)")
 
 
+@app.command("query")
+def query_cmd(
+    release: Annotated[Path, typer.Argument(help="A release folder.")],
+    arch: Annotated[str, typer.Argument(help="A NATS-Bench index or an arch string.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset [default: every one in the release].")] = None,
+    hp: Annotated[str | None, typer.Option("--hp", help="Budget [default: every one in the release].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="One seed [default: the mean over seeds].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Final metrics and cost of one architecture in a release."""
+    from nasforge.api import Benchmark, QueryError
+
+    try:
+        bench = Benchmark.open(release)
+        index = bench.index_of(arch)
+        results = []
+        for d in [dataset] if dataset else bench.datasets:
+            for h in [hp] if hp else bench.budgets:
+                results.append({"dataset": d, "hp": h, "seed": seed, **bench.final(index, d, h, seed),
+                                **bench.cost(index, d, h)})
+    except (QueryError, FileNotFoundError) as err:
+        _fail(str(err))
+    from nasforge.spaces import get_space
+
+    info = {"index": index, "arch": get_space(bench.space).arch(index), "canonical_index": bench.canonical(index),
+            "results": results}
+    if as_json:
+        typer.echo(json.dumps(info, sort_keys=True))
+        return
+    typer.echo(f"{index}  {info['arch']}  (canonical {info['canonical_index']})")
+    for r in results:
+        typer.echo(f"  {r['dataset']} hp{r['hp']} " + ("mean" if seed is None else f"seed {seed}") + ": " + ", ".join(
+            f"{k} {v:.4g}" for k, v in r.items() if k not in ("dataset", "hp", "seed") and isinstance(v, float)))
+
+
+@app.command("search")
+def search_cmd(
+    release: Annotated[Path, typer.Argument(help="A release folder.")],
+    algo: Annotated[str, typer.Option("--algo", help="random, rea, reinforce or local.")] = "rea",
+    runs: Annotated[int, typer.Option("--runs", help="Independent runs (seeds 0..runs-1 from --first-seed).")] = 100,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="[default: the release's first dataset].")] = None,
+    hp: Annotated[str | None, typer.Option("--hp", help="Budget searched [default: the release's first].")] = None,
+    time_budget: Annotated[float, typer.Option("--time-budget", help="Simulated seconds per run (NATS-Bench TSS: "
+                           "20000 cifar10, 40000 cifar100, 120000 ImageNet16-120).")] = 20_000.0,
+    first_seed: Annotated[int, typer.Option("--first-seed", help="Seed of the first run.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the trajectories here (parquet).")] = None,
+) -> None:
+    """Run a multi-trial NAS algorithm on a release, NATS-Bench's simulated-time protocol."""
+    import sys
+
+    from rich.progress import Progress
+
+    from nasforge.api import Benchmark, QueryError
+    from nasforge.search import final_results, run_search
+    from nasforge.tables import write_table
+
+    try:
+        bench = Benchmark.open(release)
+        dataset, hp = dataset or bench.datasets[0], hp or bench.budgets[0]
+        with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+            task = progress.add_task(f"{algo} runs", total=runs)
+            trajectories = run_search(bench, algo, dataset, hp, time_budget, runs, first_seed,
+                                      on_run=lambda _: progress.advance(task))
+    except (QueryError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    if out:
+        write_table(trajectories, out, ["algo", "dataset", "hp", "run", "step"])
+    r = final_results(trajectories).row(0, named=True)
+    std = r["test_acc_std"] if r["test_acc_std"] is not None else float("nan")
+    typer.echo(f"{algo} on {dataset} hp{r['hp']}, {runs} runs of {time_budget:g} simulated s: "
+               f"test accuracy of the chosen arch {r['test_acc_mean']:.2f} +- {std:.2f}"
+               + (f"; trajectories in {out}" if out else ""))
+
+
 release_app = typer.Typer(help="Build and verify benchmark releases.", no_args_is_help=True)
 app.add_typer(release_app, name="release")
 

@@ -9,6 +9,7 @@ rule aggregate:
         archs="results/bench/{space}/archs.parquet",
         times="results/measured/bench/{space}/times.parquet",
         latency="results/measured/bench/{space}/latency.parquet",
+        arch_times="results/measured/bench/{space}/arch_times.parquet",
     params:
         config=section("space", "datasets", "train", "plan"),
     log:

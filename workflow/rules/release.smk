@@ -2,7 +2,7 @@ rule release:
     input:
         plan=f"results/plan/{SPACE}.parquet",
         tables=expand("results/bench/{space}/{table}.parquet", space=SPACE, table=["epochs", "archs"]),
-        measured=expand("results/measured/bench/{space}/{table}.parquet", space=SPACE, table=["times", "latency"]),
+        measured=expand("results/measured/bench/{space}/{table}.parquet", space=SPACE, table=["times", "latency", "arch_times"]),
         validation=f"results/validate/{SPACE}/summary.json",
         metrics=f"results/figures/{SPACE}/metrics.json",
     output:

@@ -9,6 +9,9 @@ Deterministic, under ``results/bench/{space}/``:
 Measured, under ``results/measured/bench/{space}/``:
 - ``times.parquet``: train/eval seconds per (dataset, hp, arch, seed, epoch).
 - ``latency.parquet``: inference latency per (dataset, arch, seed) measurement.
+- ``arch_times.parquet``: per (dataset, hp, arch), the median over seeds of
+  train/eval seconds per epoch and in total, and of latency: what the query
+  API and simulated-time search read.
 
 The shards must cover the plan exactly: a missing shard file, a missing arch
 or a duplicated row stops with an error that lists them.
@@ -16,6 +19,7 @@ or a duplicated row stops with an error that lists them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +126,8 @@ def aggregate(layout: Layout, plan_path: Path, out: Path, measured_out: Path) ->
     shards = layout.all_shards()
     epochs = _read_all(shards)
     check_coverage(epochs, plan, layout)
-    environments = sorted({str(read_metadata(p).get("environment")) for p in shards})
+    unique = {json.dumps(read_metadata(p).get("environment"), sort_keys=True) for p in shards}
+    environments = [json.loads(e) for e in sorted(unique)]
     meta = {"environments": environments, "space": layout.space}
     written = {
         "epochs": write_table(epochs, out / "epochs.parquet", EPOCH_KEYS, meta),
@@ -132,4 +137,20 @@ def aggregate(layout: Layout, plan_path: Path, out: Path, measured_out: Path) ->
     latency = _read_all(layout.all_shards("cost"))
     written["times"] = write_table(times, measured_out / "times.parquet", EPOCH_KEYS)
     written["latency"] = write_table(latency, measured_out / "latency.parquet", ["dataset", "arch_index", "seed"])
+    written["arch_times"] = write_table(arch_times(times, latency), measured_out / "arch_times.parquet", ARCH_KEYS)
     return written
+
+
+def arch_times(times: pl.DataFrame, latency: pl.DataFrame) -> pl.DataFrame:
+    """Median over seeds of each arch's measured seconds (per epoch and total) and latency."""
+    per_seed = times.group_by(ARCH_KEYS + ["seed"]).agg(
+        pl.col("train_seconds").sum().alias("train_seconds_total"), pl.col("eval_seconds").sum().alias("eval_seconds_total"),
+        pl.len().alias("epochs"))
+    summary = per_seed.group_by(ARCH_KEYS).agg(
+        pl.col("train_seconds_total").median(), pl.col("eval_seconds_total").median(), pl.col("epochs").first())
+    summary = summary.with_columns(
+        (pl.col("train_seconds_total") / pl.col("epochs")).alias("train_seconds_per_epoch"),
+        (pl.col("eval_seconds_total") / pl.col("epochs")).alias("eval_seconds_per_epoch"))
+    lat = latency.group_by("dataset", "arch_index").agg(pl.col("latency_bs1_ms").median(),
+                                                          pl.col("latency_bs256_ms").median())
+    return summary.join(lat, on=["dataset", "arch_index"], how="left").drop("epochs")

@@ -8,7 +8,7 @@
     tables/              epochs.parquet, archs.parquet, plan.parquet
     figures/             the analysis figures and metrics.json
     validation/          validation.json, summary.json, Data Docs
-    measured/            times.parquet, latency.parquet and their own
+    measured/            times.parquet, latency.parquet, arch_times.parquet and their own
                          manifest.json: wall-clock measurements of this build
 
 Everything outside ``measured/`` is byte-identical when the benchmark is
@@ -80,7 +80,7 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
         shutil.copytree(figures, staging / "figures")
         shutil.copytree(validation, staging / "validation")
         (staging / MEASURED).mkdir()
-        for table in ("times", "latency"):
+        for table in ("times", "latency", "arch_times"):
             shutil.copyfile(measured / f"{table}.parquet", staging / MEASURED / f"{table}.parquet")
         environments = read_metadata(bench / "epochs.parquet").get("environments", [])
         measured_manifest = {"note": "wall-clock measurements of this build; they differ run to run",

@@ -30,7 +30,7 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         f"- Architectures: plan.archs = {params['plan']['archs']} (sample seed {params['plan'].get('sample_seed', 0)}), "
         f"in {params['plan']['shards']} shards.",
         "- Environments that produced the tables:",
-        *[f"  - `{env}`" for env in environments],
+        *[f"  - {_environment(env)}" for env in environments],
         "",
         "## Results",
         "",
@@ -39,7 +39,7 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
     ]
     for setting, m in sorted(metrics.items()):
         best = m["best"]
-        best_text = "none" if best is None else f"{best['arch_index']} `{best['arch']}` ({best['test_acc_mean']:.2f})"
+        best_text = "none" if best is None else f"{best['arch_index']} `{_cell(best['arch'])}` ({best['test_acc_mean']:.2f})"
         acc = m["test_acc"]
         lines.append(f"| {setting} | {m['archs']} | {m['diverged']} | {acc['min']:.2f} / {acc['median']:.2f} / "
                      f"{acc['max']:.2f} | {best_text} |")
@@ -72,3 +72,17 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "",
     ]
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Escape the pipes of an arch string so it stays inside one Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
+def _environment(env: dict | None) -> str:
+    if not env:
+        return "unknown"
+    threads = f"{env.get('threads')} thread(s)"
+    device = f"{env.get('device')} ({env.get('device_type')}, driver {env.get('driver')})"
+    return (f"{device}; torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}; "
+            f"{threads}; Python {env.get('python')}; nasforge {env.get('nasforge')}")

@@ -1,0 +1,6 @@
+"""Query a nasforge release from Python: a native API and a NATS-Bench-compatible facade."""
+
+from nasforge.api.benchmark import Benchmark, QueryError
+from nasforge.api.facade import NATSFacade, create
+
+__all__ = ["Benchmark", "NATSFacade", "QueryError", "create"]

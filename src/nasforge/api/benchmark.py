@@ -1,0 +1,170 @@
+"""Query a release: ``Benchmark.open(release_dir)``.
+
+Opening reads only ``manifest.json`` and the small per-arch table into memory
+(with a dict from (dataset, hp, arch) to its row), so final-metric and cost
+queries are dictionary look-ups. The per-epoch table, which for a full
+NATS-Bench rebuild holds tens of millions of rows, stays a lazy polars scan,
+read only for per-epoch queries (the file is sorted by dataset, hp, arch,
+seed, epoch, so parquet statistics skip most of it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from nasforge.spaces import get_space
+
+FINAL = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc"]
+
+
+class QueryError(ValueError):
+    """A query names an arch, dataset, budget or seed the release does not hold; the message says what it holds."""
+
+
+@dataclass
+class Benchmark:
+    root: Path
+    manifest: dict
+    archs: pl.DataFrame
+    _rows: dict[tuple[str, str, int], int]
+    _columns: dict[str, list]
+    _held: frozenset[int]
+    _measured: dict[tuple[str, str, int], dict[str, float]]
+
+    @classmethod
+    def open(cls, release_dir: Path | str) -> Benchmark:
+        root = Path(release_dir)
+        manifest_path = root / "manifest.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{manifest_path}: not a nasforge release (build one with `nasforge pipeline`)")
+        manifest = json.loads(manifest_path.read_text())
+        archs = pl.read_parquet(root / "tables/archs.parquet")
+        keys = zip(archs["dataset"].to_list(), archs["hp"].to_list(), archs["arch_index"].to_list(), strict=True)
+        rows = {key: i for i, key in enumerate(keys)}
+        columns = {c: archs[c].to_list() for c in archs.columns}
+        times = root / "measured/arch_times.parquet"
+        measured = {}
+        if times.is_file():
+            for r in pl.read_parquet(times).iter_rows(named=True):
+                measured[(r.pop("dataset"), r.pop("hp"), r.pop("arch_index"))] = r
+        return cls(root, manifest, archs, rows, columns, frozenset(columns["arch_index"]), measured)
+
+    # --- what the release holds -------------------------------------------------
+    @property
+    def space(self) -> str:
+        return self.manifest["space"]
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted(set(self._columns["dataset"]))
+
+    @property
+    def budgets(self) -> list[str]:
+        return sorted(set(self._columns["hp"]), key=int)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({s for seeds in self._columns["seeds"] for s in seeds})
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted(self._held)
+
+    def index_of(self, arch: str | int) -> int:
+        """The NATS-Bench index of an index or arch string held by this release."""
+        space = get_space(self.space)
+        try:
+            if isinstance(arch, int) or str(arch).isdigit():
+                index = int(arch)
+                space.arch(index)  # validates the range
+            else:
+                index = space.index(arch)
+        except ValueError as err:
+            raise QueryError(str(err)) from None
+        if index not in self._held:
+            raise QueryError(f"arch {index} ({space.arch(index)}) is in the {self.space} space but not in this release, "
+                             f"which holds {len(self.indices)} archs")
+        return index
+
+    def _row(self, arch: str | int, dataset: str, hp: str) -> int:
+        index = self.index_of(arch)
+        hp = f"{int(hp):02d}" if str(hp).isdigit() else str(hp)  # 1 -> "01", as budgets are named
+        if dataset not in self.datasets:
+            raise QueryError(f"dataset {dataset!r} is not in this release; it holds {self.datasets}")
+        if hp not in self.budgets:
+            raise QueryError(f"budget hp={hp!r} is not in this release; it holds {self.budgets}")
+        return self._rows[(dataset, hp, index)]
+
+    # --- queries ----------------------------------------------------------------
+    def final(self, arch: str | int, dataset: str, hp: str, seed: int | None = None) -> dict[str, float | None]:
+        """Final-epoch metrics of one seed, or the mean over seeds (``seed=None``)."""
+        row = self._row(arch, dataset, hp)
+        c = self._columns
+        if seed is None:
+            return {m: c[f"{m}_mean"][row] for m in FINAL}
+        seeds = c["seeds"][row]
+        if seed not in seeds:
+            raise QueryError(f"seed {seed} was not trained for this arch/dataset/budget; seeds: {seeds}")
+        k = seeds.index(seed)
+        return {m: c[f"{m}_seeds"][row][k] for m in FINAL}
+
+    def trained_seeds(self, arch: str | int, dataset: str, hp: str) -> list[int]:
+        return list(self._columns["seeds"][self._row(arch, dataset, hp)])
+
+    def epochs(self, arch: str | int, dataset: str, hp: str, seed: int | None = None) -> pl.DataFrame:
+        """Per-epoch metrics of one seed, or their mean over seeds, one row per epoch."""
+        row = self._row(arch, dataset, hp)
+        index, hp_key = self._columns["arch_index"][row], self._columns["hp"][row]
+        scan = pl.scan_parquet(self.root / "tables/epochs.parquet").filter(
+            (pl.col("dataset") == dataset) & (pl.col("hp") == hp_key) & (pl.col("arch_index") == index))
+        if seed is not None:
+            if seed not in self._columns["seeds"][row]:
+                raise QueryError(f"seed {seed} was not trained; seeds: {self._columns['seeds'][row]}")
+            return scan.filter(pl.col("seed") == seed).select("epoch", "lr", *FINAL, "diverged").sort("epoch").collect()
+        return (scan.group_by("epoch").agg(pl.col("lr").first(), *[pl.col(m).mean() for m in FINAL],
+                                           pl.col("diverged").any()).sort("epoch").collect())
+
+    def cost(self, arch: str | int, dataset: str, hp: str | None = None) -> dict[str, float | None]:
+        """Params and FLOPs (millions); from ``measured/``: inference latency (ms, batch 1 and
+        256) and train/eval seconds per epoch and in total for budget ``hp`` (medians over seeds)."""
+        row = self._row(arch, dataset, hp or self.budgets[0])
+        c = self._columns
+        out = {"params": c["params"][row], "flops": c["flops"][row]}
+        measured = self._measured.get((dataset, c["hp"][row], c["arch_index"][row]))
+        if measured:
+            keep = measured if hp is not None else {k: v for k, v in measured.items() if k.startswith("latency")}
+            out.update(keep)
+        return out
+
+    def best(self, dataset: str, hp: str, metric: str = "test_acc", max_flops: float | None = None,
+             max_params: float | None = None) -> tuple[int, float]:
+        """(index, seed-mean ``metric``) of the best non-diverged arch within the cost limits."""
+        if metric not in FINAL:
+            raise QueryError(f"metric {metric!r} is not one of {FINAL}")
+        self._row(self.indices[0], dataset, hp)  # validates dataset and budget
+        hp_key = next(b for b in self.budgets if int(b) == int(hp))
+        t = self.archs.filter((pl.col("dataset") == dataset) & (pl.col("hp") == hp_key) & ~pl.col("diverged"))
+        if max_flops is not None:
+            t = t.filter(pl.col("flops") <= max_flops)
+        if max_params is not None:
+            t = t.filter(pl.col("params") <= max_params)
+        column = f"{metric}_mean"
+        t = t.filter(pl.col(column).is_not_null() & pl.col(column).is_not_nan())
+        if not t.height:
+            raise QueryError(f"no arch of {dataset} hp{hp_key} has {metric} within the given limits")
+        best = t.sort([column, "arch_index"], descending=[metric.endswith("acc"), False]).row(0, named=True)
+        return best["arch_index"], best[column]
+
+    def canonical(self, arch: str | int) -> int:
+        index = self.index_of(arch)
+        return index if self.space != "tss" else get_space("tss").canonical_index(index)
+
+    def siblings(self, arch: str | int) -> list[int]:
+        """Archs of this release in the same isomorphism class (itself included)."""
+        canonical = self.canonical(arch)
+        return sorted({i for i, c in zip(self._columns["arch_index"], self._columns["canonical_index"], strict=True)
+                       if c == canonical})

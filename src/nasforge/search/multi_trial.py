@@ -1,0 +1,226 @@
+"""Multi-trial NAS on a release under NATS-Bench's simulated-time protocol.
+
+Each evaluation looks up an arch's validation accuracy (a seed drawn by the
+run's own generator, as NATS-Bench draws a random trial) and charges the time
+that training it really took (this build's measured seconds) against a time
+budget. A run ends with the first evaluation that exhausts the budget; its
+answer is the arch with the best validation accuracy seen, scored by that
+arch's test accuracy (seed mean). Every run owns a ``random.Random``, so runs
+are reproducible by seed and independent of one another.
+
+A release may hold a sample of the space. Mutation changes one decision (an
+edge's op, a layer's width) at random, as NATS-Bench does, and moves to the
+held arch nearest to that mutant (other than the parent); on a full release
+the mutant itself is held, so this is exactly NATS-Bench's mutation. Local
+search's neighbourhood is the nearest held archs; REINFORCE samples from the
+whole space and scores the nearest held arch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from nasforge.api.benchmark import Benchmark, QueryError
+from nasforge.spaces import get_space, sss, tss
+
+TRAJECTORY_SCHEMA = {
+    "algo": pl.String, "dataset": pl.String, "hp": pl.String, "run": pl.Int64, "step": pl.Int64,
+    "simulated_seconds": pl.Float64, "arch_index": pl.Int64, "valid_acc": pl.Float64,
+    "best_arch_index": pl.Int64, "best_valid_acc": pl.Float64, "best_test_acc": pl.Float64,
+}
+
+
+def encode(space: str, index: int) -> tuple[int, ...]:
+    """An arch as one choice per decision: 6 op ids (TSS) or 5 channel ids (SSS)."""
+    arch = get_space(space).arch(index)
+    if space == "tss":
+        return tuple(tss.OPS.index(op) for op in tss.parse_arch(arch))
+    return tuple(sss.CHANNELS.index(c) for c in sss.parse_arch(arch))
+
+
+@dataclass
+class SimulatedBench:
+    """The held archs of one (dataset, budget) of a release, as a search problem."""
+
+    bench: Benchmark
+    dataset: str
+    hp: str
+    rng: random.Random
+    time_budget: float
+    used: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    _best: tuple[float, int] | None = None
+
+    def __post_init__(self) -> None:
+        space = self.bench.space
+        self.indices = np.array(self.bench.indices)
+        self.codes = np.array([encode(space, int(i)) for i in self.indices])
+        self.choices = len(tss.OPS) if space == "tss" else len(sss.CHANNELS)
+        self.position = {int(i): k for k, i in enumerate(self.indices)}
+        self._neighbours: dict[int, list[int]] = {}
+        if self.bench.cost(int(self.indices[0]), self.dataset, self.hp).get("train_seconds_total") is None:
+            raise QueryError(f"{self.bench.root}: no measured train times; simulated-time search needs measured/")
+        if "valid" not in self.splits:
+            raise QueryError(f"{self.dataset} has no validation split; search on it would select on the test set")
+
+    @property
+    def splits(self) -> set[str]:
+        final = self.bench.final(int(self.indices[0]), self.dataset, self.hp)
+        return {s for s in ("valid", "test") if final[f"{s}_acc"] is not None}
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.time_budget
+
+    def random_arch(self) -> int:
+        return int(self.indices[self.rng.randrange(len(self.indices))])
+
+    def neighbours(self, index: int) -> list[int]:
+        """The held archs nearest to ``index`` (fewest differing decisions, at least one)."""
+        if index not in self._neighbours:
+            distance = (self.codes != self.codes[self.position[index]]).sum(1)
+            nearest = distance[distance > 0].min()
+            self._neighbours[index] = [int(i) for i in self.indices[distance == nearest]]
+        return self._neighbours[index]
+
+    def mutate(self, index: int) -> int:
+        """One random decision changed, then the nearest held arch to the mutant other than ``index``."""
+        code = self.codes[self.position[index]].copy()
+        k = self.rng.randrange(len(code))
+        code[k] = self.rng.choice([c for c in range(self.choices) if c != code[k]])
+        distance = (self.codes != code).sum(1)
+        distance[self.position[index]] = len(code) + 1
+        nearest = np.flatnonzero(distance == distance.min())
+        return int(self.indices[nearest[self.rng.randrange(len(nearest))]])
+
+    def project(self, code: tuple[int, ...]) -> int:
+        """The held arch nearest to a point of the whole space (lowest index on ties)."""
+        distance = (self.codes != np.array(code)).sum(1)
+        return int(self.indices[int(np.argmin(distance))])
+
+    def evaluate(self, index: int) -> float:
+        """Validation accuracy of one trained seed; charges the arch's training time."""
+        seed = self.rng.choice(self.bench.trained_seeds(index, self.dataset, self.hp))
+        valid = self.bench.final(index, self.dataset, self.hp, seed)["valid_acc"]
+        cost = self.bench.cost(index, self.dataset, self.hp)
+        self.used += cost["train_seconds_total"] + cost["eval_seconds_per_epoch"]
+        valid = -math.inf if valid is None or math.isnan(valid) else valid  # a diverged run is never chosen
+        if self._best is None or valid > self._best[0]:
+            self._best = (valid, index)
+        best_valid, best_index = self._best
+        self.history.append({
+            "step": len(self.history), "simulated_seconds": self.used, "arch_index": index,
+            "valid_acc": valid, "best_arch_index": best_index, "best_valid_acc": best_valid,
+            "best_test_acc": self.bench.final(best_index, self.dataset, self.hp)["test_acc"],
+        })
+        return valid
+
+
+def random_search(env: SimulatedBench) -> None:
+    while not env.exhausted:
+        env.evaluate(env.random_arch())
+
+
+def regularized_evolution(env: SimulatedBench, population: int = 10, sample: int = 3) -> None:
+    """REA (Real et al. 2019) with NATS-Bench's settings: population 10, tournament of 3, oldest dies."""
+    alive: deque[tuple[int, float]] = deque()
+    while len(alive) < population and not env.exhausted:
+        arch = env.random_arch()
+        alive.append((arch, env.evaluate(arch)))
+    while not env.exhausted:
+        parent = max(env.rng.sample(list(alive), min(sample, len(alive))), key=lambda m: m[1])[0]
+        child = env.mutate(parent)
+        alive.append((child, env.evaluate(child)))
+        alive.popleft()
+
+
+def reinforce(env: SimulatedBench, lr: float = 0.01, baseline_momentum: float = 0.9) -> None:
+    """REINFORCE (Williams 1992) as NATS-Bench runs it: a softmax policy per decision, Adam at lr 0.01,
+    an exponential-moving-average baseline, reward = validation accuracy / 100."""
+    decisions = env.codes.shape[1]
+    logits = np.zeros((decisions, env.choices))
+    m, v, t = np.zeros_like(logits), np.zeros_like(logits), 0
+    baseline = None
+    while not env.exhausted:
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        code = tuple(env.rng.choices(range(env.choices), weights=p)[0] for p in probs)
+        reward = env.evaluate(env.project(code)) / 100
+        if not math.isfinite(reward):
+            reward = 0.0
+        baseline = reward if baseline is None else baseline_momentum * baseline + (1 - baseline_momentum) * reward
+        grad = -(reward - baseline) * (np.eye(env.choices)[list(code)] - probs)  # of -log pi * advantage
+        t += 1
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad**2
+        logits -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+
+
+def local_search(env: SimulatedBench) -> None:
+    """First-improvement hill climbing over nearest neighbours, restarting from a random
+    unvisited arch at each local optimum (White et al. 2020's local search for NAS).
+    It ends early once every held arch is evaluated: nothing is left to learn."""
+    seen: dict[int, float] = {}
+
+    def score(arch: int) -> float:
+        if arch not in seen:
+            seen[arch] = env.evaluate(arch)
+        return seen[arch]
+
+    current = env.random_arch()
+    score(current)
+    while not env.exhausted:
+        neighbours = [n for n in env.neighbours(current) if n not in seen]
+        env.rng.shuffle(neighbours)
+        for n in neighbours:
+            if env.exhausted:
+                return
+            if score(n) > seen[current]:
+                current = n
+                break
+        else:
+            unvisited = [int(i) for i in env.indices if int(i) not in seen]
+            if not unvisited or env.exhausted:
+                return
+            current = env.rng.choice(unvisited)
+            score(current)
+
+
+ALGORITHMS: dict[str, Callable[[SimulatedBench], None]] = {
+    "random": random_search,
+    "rea": regularized_evolution,
+    "reinforce": reinforce,
+    "local": local_search,
+}
+
+
+def run_search(bench: Benchmark, algo: str, dataset: str, hp: str, time_budget: float, runs: int,
+               first_seed: int = 0, on_run: Callable[[int], None] | None = None) -> pl.DataFrame:
+    """``runs`` independent runs (seeds first_seed, first_seed+1, ...): one trajectory row per evaluation."""
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r}: expected one of {sorted(ALGORITHMS)}")
+    rows = []
+    for run in range(first_seed, first_seed + runs):
+        env = SimulatedBench(bench, dataset, f"{int(hp):02d}", random.Random(run), time_budget)
+        ALGORITHMS[algo](env)
+        rows += [{"algo": algo, "dataset": dataset, "hp": env.hp, "run": run, **h} for h in env.history]
+        if on_run:
+            on_run(run)
+    return pl.DataFrame(rows, schema=TRAJECTORY_SCHEMA)
+
+
+def final_results(trajectories: pl.DataFrame) -> pl.DataFrame:
+    """Per algorithm and dataset: mean and std over runs of the chosen arch's test accuracy."""
+    last = trajectories.group_by("algo", "dataset", "hp", "run").agg(pl.all().sort_by("step").last())
+    return (last.group_by("algo", "dataset", "hp")
+            .agg(pl.len().alias("runs"), pl.col("best_test_acc").mean().alias("test_acc_mean"),
+                 pl.col("best_test_acc").std().alias("test_acc_std"),
+                 pl.col("simulated_seconds").mean().alias("simulated_seconds_mean"))
+            .sort("dataset", "hp", "algo"))
