@@ -64,8 +64,8 @@ def synthetic_release(root: Path, n_archs: int) -> Path:
                 "latency_bs1_ms": rng.uniform(2, 20, n_archs), "latency_bs256_ms": rng.uniform(20, 200, n_archs)}))
             n = n_archs * len(SEEDS) * epochs
             epoch_frames.append(pl.DataFrame({
-                "space": ["tss"] * n, "arch_index": np.repeat(archs, len(SEEDS) * epochs),
-                "dataset": [dataset] * n, "hp": [hp] * n,
+                "space": pl.repeat("tss", n, eager=True), "arch_index": np.repeat(archs, len(SEEDS) * epochs),
+                "dataset": pl.repeat(dataset, n, eager=True), "hp": pl.repeat(hp, n, eager=True),
                 "seed": np.tile(np.repeat(SEEDS, epochs), n_archs), "epoch": np.tile(np.arange(epochs), n_archs * len(SEEDS)),
                 **{m: rng.uniform(0, 100, n).astype(np.float64) for m in METRICS}, "diverged": np.zeros(n, bool)}))
     pl.concat(arch_rows).sort("dataset", "hp", "arch_index").write_parquet(tables / "archs.parquet")
