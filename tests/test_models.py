@@ -92,3 +92,35 @@ def test_all_none_cell_output_ignores_the_input_content():
     # Only the residual blocks carry signal past a zero cell, and the first stage's last cell zeroes it.
     with torch.no_grad():
         assert torch.equal(net(a)[1], net(b)[1])
+
+
+def _literal_nats_forward(net, x):
+    """NATS-Bench's InferCell sum, term by term, none edges included."""
+    from nasforge.models.ops import InferCell
+
+    x = net.stem(x)
+    for cell in net.cells:
+        if isinstance(cell, InferCell):
+            nodes = [x]
+            for inputs in cell.node_inputs:
+                nodes.append(sum(cell.layers[layer](nodes[src]) for layer, src in inputs))
+            x = nodes[-1]
+        else:
+            x = cell(x)
+    return net.classifier(net.global_pooling(net.lastact(x)))
+
+
+@pytest.mark.parametrize("name", ["tss", "sss"])
+def test_skipping_none_edges_is_bit_identical_to_the_literal_sum(name):
+    torch.manual_seed(0)
+    archs = [a for a in _sample(name, 12, seed=5)] + ([ALL_NONE, "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|skip_connect~2|"]
+                                                      if name == "tss" else [])
+    for arch in archs:
+        net = build_network(name, arch, 10)
+        x = torch.randn(4, 3, 32, 32, requires_grad=True)
+        fast = net(x)[1]
+        slow = _literal_nats_forward(net, x)
+        assert torch.equal(fast, slow), arch
+        g_fast = torch.autograd.grad(fast.sum(), x)[0]
+        g_slow = torch.autograd.grad(slow.sum(), x)[0]
+        assert torch.equal(g_fast, g_slow), arch

@@ -158,6 +158,7 @@ def train_shard_cmd(
 
 
 PARAMS_OPTION = typer.Option("--params", help="The configuration, checked against workflow/schemas/params.schema.yaml.")
+RESULTS_OPTION = typer.Option("--results", help="Root of all phase outputs.")
 PARAMS_JSON_OPTION = typer.Option("--params-json", help="The relevant part of an already-checked configuration as "
                                   "JSON (how Snakemake rules pass it); overrides --params.")
 
@@ -187,6 +188,8 @@ def plan_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Plan table [default: results/plan/{space}.parquet].")] = None,
 ) -> None:
     """Sample the architectures to train and pack them into cost-balanced shards."""
+    import polars as pl
+
     from nasforge.spaces.plan import PLAN_SCHEMA, make_plan
     from nasforge.tables import write_table
 
@@ -198,8 +201,6 @@ def plan_cmd(
         _fail(f"{params}: {err}")
     out = out or Path(f"results/plan/{p['space']}.parquet")
     write_table(table.select(list(PLAN_SCHEMA)), out, ["arch_index"])
-    import polars as pl
-
     loads = table.group_by("shard").agg(pl.col("flops").sum()).sort("shard")["flops"].to_list()
     typer.echo(f"wrote {out}: {table.height} archs in {plan['shards']} shards (MFLOPs per shard {min(loads):.0f}-{max(loads):.0f})")
 
@@ -208,7 +209,7 @@ def plan_cmd(
 def aggregate_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
-    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
     """Gather every shard into the benchmark's tables; stop if any arch is missing or doubled."""
     from nasforge.aggregate import CoverageError, Layout, aggregate
@@ -229,7 +230,7 @@ def aggregate_cmd(
 def validate_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
-    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
     """Audit the benchmark's tables with great-expectations; fail (blocking the release) on any broken check."""
     from nasforge.validate import ValidationFailed, expected_from_params, validate
@@ -250,7 +251,7 @@ def validate_cmd(
 def analyse_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
-    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
     """Draw NATS-Bench-style figures and write the headline metrics."""
     from nasforge.analysis import analyse
@@ -373,7 +374,7 @@ app.add_typer(release_app, name="release")
 def release_build_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
-    results: Annotated[Path, typer.Option("--results", help="Root of all phase outputs.")] = Path("results"),
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
     """Assemble the versioned release folder: tables, figures, validation, manifest, data card."""
     from nasforge.release import build_release

@@ -23,6 +23,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import polars as pl
@@ -45,6 +46,12 @@ def encode(space: str, index: int) -> tuple[int, ...]:
     return tuple(sss.CHANNELS.index(c) for c in sss.parse_arch(arch))
 
 
+@cache
+def space_codes(space: str) -> np.ndarray:
+    """Every arch of the space encoded once per process (a run must not pay 0.2 s to re-encode)."""
+    return np.array([encode(space, i) for i in range(len(get_space(space)))], dtype=np.int8)
+
+
 @dataclass
 class SimulatedBench:
     """The held archs of one (dataset, budget) of a release, as a search problem."""
@@ -61,7 +68,7 @@ class SimulatedBench:
     def __post_init__(self) -> None:
         space = self.bench.space
         self.indices = np.array(self.bench.indices)
-        self.codes = np.array([encode(space, int(i)) for i in self.indices])
+        self.codes = space_codes(space)[self.indices]
         self.choices = len(tss.OPS) if space == "tss" else len(sss.CHANNELS)
         self.position = {int(i): k for k, i in enumerate(self.indices)}
         self._neighbours: dict[int, list[int]] = {}
