@@ -40,13 +40,6 @@ def _tau(x: np.ndarray, y: np.ndarray) -> float | None:
     return round(float(stats.kendalltau(x[ok], y[ok]).statistic), 6)
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return None
-    return round(float(stats.spearmanr(x[ok], y[ok]).statistic), 6)
-
-
 def headline(archs: pl.DataFrame) -> dict:
     """Best arch, spread and rank agreement per (dataset, hp)."""
     out = {}

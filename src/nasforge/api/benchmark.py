@@ -11,7 +11,8 @@ seed, epoch, so parquet statistics skip most of it).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +20,30 @@ import polars as pl
 from nasforge.spaces import get_space
 
 FINAL = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc"]
+
+
+class _Columns(dict):
+    """Columns of the per-arch table as Python lists, converted on first use: converting
+    all 30-odd columns of a full release takes about a second, most queries need a few."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        super().__init__()
+        self._frame = frame
+
+    def __missing__(self, name: str) -> list:
+        column = self._frame[name]
+        widths = column.list.len().unique() if column.dtype == pl.List else None
+        if widths is not None and widths.len() == 1 and widths[0]:
+            # Per-seed lists of one width (every seed trained): a numpy matrix, no per-value objects.
+            self[name] = column.list.to_array(widths[0]).to_numpy()
+        else:
+            self[name] = column.to_list()
+        return self[name]
+
+
+def _value(x) -> float | None:
+    """A plain float (None for a missing value, as polars' lists give it)."""
+    return None if x is None else float(x)
 
 
 class QueryError(ValueError):
@@ -31,9 +56,20 @@ class Benchmark:
     manifest: dict
     archs: pl.DataFrame
     _rows: dict[tuple[str, str, int], int]
-    _columns: dict[str, list]
+    _columns: _Columns
     _held: frozenset[int]
-    _measured: dict[tuple[str, str, int], dict[str, float]]
+    _times_path: Path
+    datasets: list[str] = field(default_factory=list)  # what the release holds, computed once at open:
+    budgets: list[str] = field(default_factory=list)  # queries check against these on every call
+    seeds: list[int] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        c = self._columns
+        self.datasets = sorted(set(c["dataset"]))
+        self.budgets = sorted(set(c["hp"]), key=int)
+        self.seeds = sorted(self.archs["seeds"].explode().unique().drop_nulls().to_list())
+        self.indices = sorted(self._held)
 
     @classmethod
     def open(cls, release_dir: Path | str) -> Benchmark:
@@ -43,15 +79,19 @@ class Benchmark:
             raise FileNotFoundError(f"{manifest_path}: not a nasforge release (build one with `nasforge pipeline`)")
         manifest = json.loads(manifest_path.read_text())
         archs = pl.read_parquet(root / "tables/archs.parquet")
-        keys = zip(archs["dataset"].to_list(), archs["hp"].to_list(), archs["arch_index"].to_list(), strict=True)
-        rows = {key: i for i, key in enumerate(keys)}
-        columns = {c: archs[c].to_list() for c in archs.columns}
-        times = root / "measured/arch_times.parquet"
+        columns = _Columns(archs)
+        rows = {key: i for i, key in enumerate(zip(columns["dataset"], columns["hp"], columns["arch_index"], strict=True))}
+        return cls(root, manifest, archs, rows, columns, frozenset(columns["arch_index"]),
+                   root / "measured/arch_times.parquet")
+
+    @cached_property
+    def _measured(self) -> dict[tuple[str, str, int], dict[str, float]]:
+        """Measured seconds and latency per (dataset, hp, arch), read on the first cost query."""
         measured = {}
-        if times.is_file():
-            for r in pl.read_parquet(times).iter_rows(named=True):
+        if self._times_path.is_file():
+            for r in pl.read_parquet(self._times_path).iter_rows(named=True):
                 measured[(r.pop("dataset"), r.pop("hp"), r.pop("arch_index"))] = r
-        return cls(root, manifest, archs, rows, columns, frozenset(columns["arch_index"]), measured)
+        return measured
 
     # --- what the release holds -------------------------------------------------
     @property
@@ -59,20 +99,8 @@ class Benchmark:
         return self.manifest["space"]
 
     @property
-    def datasets(self) -> list[str]:
-        return sorted(set(self._columns["dataset"]))
-
-    @property
-    def budgets(self) -> list[str]:
-        return sorted(set(self._columns["hp"]), key=int)
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted({s for seeds in self._columns["seeds"] for s in seeds})
-
-    @property
-    def indices(self) -> list[int]:
-        return sorted(self._held)
+    def space(self) -> str:
+        return self.manifest["space"]
 
     def index_of(self, arch: str | int) -> int:
         """The NATS-Bench index of an index or arch string held by this release."""
@@ -106,14 +134,14 @@ class Benchmark:
         c = self._columns
         if seed is None:
             return {m: c[f"{m}_mean"][row] for m in FINAL}
-        seeds = c["seeds"][row]
+        seeds = [int(s) for s in c["seeds"][row]]
         if seed not in seeds:
             raise QueryError(f"seed {seed} was not trained for this arch/dataset/budget; seeds: {seeds}")
         k = seeds.index(seed)
-        return {m: c[f"{m}_seeds"][row][k] for m in FINAL}
+        return {m: _value(c[f"{m}_seeds"][row][k]) for m in FINAL}
 
     def trained_seeds(self, arch: str | int, dataset: str, hp: str) -> list[int]:
-        return list(self._columns["seeds"][self._row(arch, dataset, hp)])
+        return [int(s) for s in self._columns["seeds"][self._row(arch, dataset, hp)]]
 
     def epochs(self, arch: str | int, dataset: str, hp: str, seed: int | None = None) -> pl.DataFrame:
         """Per-epoch metrics of one seed, or their mean over seeds, one row per epoch."""
@@ -122,8 +150,9 @@ class Benchmark:
         scan = pl.scan_parquet(self.root / "tables/epochs.parquet").filter(
             (pl.col("dataset") == dataset) & (pl.col("hp") == hp_key) & (pl.col("arch_index") == index))
         if seed is not None:
-            if seed not in self._columns["seeds"][row]:
-                raise QueryError(f"seed {seed} was not trained; seeds: {self._columns['seeds'][row]}")
+            seeds = [int(s) for s in self._columns["seeds"][row]]
+            if seed not in seeds:
+                raise QueryError(f"seed {seed} was not trained; seeds: {seeds}")
             return scan.filter(pl.col("seed") == seed).select("epoch", "lr", *FINAL, "diverged").sort("epoch").collect()
         return (scan.group_by("epoch").agg(pl.col("lr").first(), *[pl.col(m).mean() for m in FINAL],
                                            pl.col("diverged").any()).sort("epoch").collect())

@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nasforge.models import cost
 from nasforge.spaces import get_space
-from nasforge.tables import read_metadata, write_table
+from nasforge.tables import write_table
 from nasforge.train import environment
 from nasforge.train.protocol import Protocol, epochs_of
 from nasforge.train.reference import make_network, measure_latency, train_arch
@@ -202,7 +202,3 @@ def _assemble(job: ShardJob, archs: list[int], parts: Path, env: dict, config: d
     write_table(gather("cost"), job.output("cost"), ["arch_index"], meta)
     write_table(gather("metrics"), job.output(), KEYS, meta)  # last: its presence means the shard is complete
 
-
-def shard_environment(path: Path | str) -> dict:
-    """The environment recorded in a shard table."""
-    return read_metadata(path)["environment"]
