@@ -77,14 +77,8 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
-def _layout(results):
-    t = PARAMS["train"]
-    return Layout("tss", PARAMS["datasets"], t["budgets"], t["seeds"], PARAMS["plan"]["shards"],
-                  results / "train", results / "measured/train")
-
-
 def _aggregate(results):
-    return aggregate(_layout(results), results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss")
+    return aggregate(Layout.from_params(PARAMS, results), results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss")
 
 
 def test_aggregate_tables(results):

@@ -27,10 +27,7 @@ def bench(tmp_path_factory):
     fabricate.shard_tables(results, PARAMS)
     from nasforge.aggregate import Layout, aggregate
 
-    t = PARAMS["train"]
-    layout = Layout("tss", PARAMS["datasets"], t["budgets"], t["seeds"], PARAMS["plan"]["shards"],
-                    results / "train", results / "measured/train")
-    aggregate(layout, results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss")
+    aggregate(Layout.from_params(PARAMS, results), results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss")
     validate(results / "bench/tss/epochs.parquet", results / "bench/tss/archs.parquet",
              expected_from_params(PARAMS, results / "plan/tss.parquet"), results / "validate/tss")
     analyse(results / "bench/tss/archs.parquet", results / "figures/tss")

@@ -216,10 +216,8 @@ def aggregate_cmd(
 
     p = _params(params, params_json)
     space = p["space"]
-    layout = Layout(space, p["datasets"], p["train"]["budgets"], p["train"]["seeds"], p["plan"]["shards"],
-                    results / "train", results / "measured/train")
     try:
-        written = aggregate(layout, results / f"plan/{space}.parquet", results / f"bench/{space}",
+        written = aggregate(Layout.from_params(p, results), results / f"plan/{space}.parquet", results / f"bench/{space}",
                             results / f"measured/bench/{space}")
     except CoverageError as err:
         _fail(str(err))

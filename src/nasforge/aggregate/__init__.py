@@ -49,6 +49,13 @@ class Layout:
     train_root: Path = Path("results/train")
     measured_root: Path = Path("results/measured/train")
 
+    @classmethod
+    def from_params(cls, params: dict, results: Path = Path("results")) -> Layout:
+        """Where the shards of a configuration lie under ``results``."""
+        t = params["train"]
+        return cls(params["space"], list(params["datasets"]), list(t["budgets"]), list(t["seeds"]),
+                   params["plan"]["shards"], results / "train", results / "measured/train")
+
     def shard(self, dataset: str, hp: str, seed: int, k: int, kind: str = "") -> Path:
         rel = Path(self.space) / dataset / f"hp{hp}" / f"seed{seed}"
         if kind:

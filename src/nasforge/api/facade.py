@@ -23,6 +23,7 @@ from pathlib import Path
 from nasforge.api.benchmark import Benchmark, QueryError
 from nasforge.spaces import get_space
 from nasforge.spaces.sss import FIXED_CELL
+from nasforge.train.protocol import epochs_of
 
 
 class NATSFacade:
@@ -119,14 +120,14 @@ class NATSFacade:
         info = {
             "train-loss": m["train_loss"], "train-accuracy": m["train_acc"],
             "train-per-time": per_train,
-            "train-all-time": None if per_train is None else per_train * (done or _epochs(hp)),
+            "train-all-time": None if per_train is None else per_train * (done or epochs_of(hp)),
         }
         splits = ("valid", "test") if m["valid_acc"] is not None else ("test",)
         for split in splits:
             info.update({
                 f"{split}-loss": m[f"{split}_loss"], f"{split}-accuracy": m[f"{split}_acc"],
                 f"{split}-per-time": per_eval,
-                f"{split}-all-time": None if per_eval is None else per_eval * (done or _epochs(hp)),
+                f"{split}-all-time": None if per_eval is None else per_eval * (done or epochs_of(hp)),
             })
         return info
 
@@ -209,10 +210,6 @@ class NATSFacade:
     def get_net_param(self, index: int | str, dataset: str, seed: int | None, hp: str = "12"):
         raise NotImplementedError("nasforge releases hold metrics, not trained weights: rebuild the network with "
                                   "nasforge.models.build_network and train it with `nasforge train-shard`")
-
-
-def _epochs(hp: str) -> int:
-    return int(hp)
 
 
 def create(file_path_or_dict: str | Path, search_space: str, fast_mode: bool = True, verbose: bool = False) -> NATSFacade:

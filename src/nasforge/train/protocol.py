@@ -28,7 +28,7 @@ class Protocol:
     @classmethod
     def nats(cls, hp: str = "12") -> Protocol:
         """NATS-Bench's protocol as written in its ``{hp}E.config`` (12E when that budget has no file)."""
-        name = f"{int(hp):02d}E.config" if int(hp) < 10 else f"{int(hp)}E.config"
+        name = f"{epochs_of(hp):02d}E.config"  # 01E, 12E, 90E, 200E
         folder = resources.files("nasforge.train").joinpath("hyper_opts")
         config = _read_nats_config((folder / name if (folder / name).is_file() else folder / "12E.config").read_text())
         if config["scheduler"] != "cos" or config["optim"] != "SGD" or config["criterion"] != "Softmax":
