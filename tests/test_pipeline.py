@@ -30,6 +30,9 @@ TINY = {
     "train": {"budgets": ["01"], "seeds": [777], "engine": "reference", "device": "cpu", "threads": 1,
               "latency_repeats": 1, "protocol": {"batch_size": 128}},
     "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 20.0},
+    "search": {"algorithms": ["random", "rea", "reinforce", "bohb", "local", "naswot"], "runs": 2,
+               "time_model": "flops", "gflops": 100.0, "time_budget": {"mnist5k": 5.0}, "naswot_samples": 2,
+               "proxies": {"batch_size": 8}},
 }
 
 
@@ -92,6 +95,8 @@ def test_release_is_validated_and_verifies(built):
         run(["nasforge", "release", "verify", RELEASE], root)
         manifest = yaml.safe_load((root / RELEASE / "manifest.json").read_text())
         assert manifest["files"]["tables/archs.parquet"]["rows"] == 2
+        assert manifest["files"]["search/proxies.parquet"]["rows"] == 2
+        assert {"search/trajectories.parquet", "search/summary.md", "figures/proxy_correlation.png"} <= set(manifest["files"])
         assert (root / "results/validate/tss/summary.json").is_file()
 
 

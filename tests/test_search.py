@@ -1,6 +1,7 @@
 """Multi-trial search on a one-seed fabricated release (so "the best arch" is unambiguous)."""
 
 import copy
+import json
 import random
 
 import polars as pl
@@ -13,7 +14,8 @@ from nasforge.analysis import analyse
 from nasforge.api import Benchmark, QueryError
 from nasforge.cli import app
 from nasforge.release import build_release
-from nasforge.search import ALGORITHMS, SimulatedBench, final_results, run_search
+from nasforge.search import ALGORITHMS, SimulatedBench, TimeModel, final_results, run_search
+from nasforge.search.bohb import bohb
 from nasforge.validate import expected_from_params, validate
 
 PARAMS = copy.deepcopy(phases.PARAMS)
@@ -58,7 +60,9 @@ def test_runs_are_reproducible_by_seed_and_respect_the_time_budget(bench, algo):
     for _, run in a.group_by("run"):
         times = run.sort("step")["simulated_seconds"].to_list()
         assert times == sorted(times) and (len(times) == 1 or times[-2] < budget)
-        assert times[-1] >= budget or (algo == "local" and run["arch_index"].n_unique() == len(bench.indices))
+        # BOHB's last trial may be pruned when the budget runs out: it charged time but left no row.
+        assert (times[-1] >= budget or (algo == "local" and run["arch_index"].n_unique() == len(bench.indices))
+                or algo == "bohb")
         best = run.sort("step")["best_valid_acc"].to_list()
         assert best == sorted(best)  # best-so-far never decreases
     c = run_search(bench, algo, "mnist5k", "02", budget * 20, runs=3, first_seed=11)
@@ -95,3 +99,104 @@ def test_search_errors_and_cli(bench, tmp_path):
     assert pl.read_parquet(out)["run"].unique().sort().to_list() == [0, 1, 2, 3]
     result = runner.invoke(app, ["search", str(bench.root), "--algo", "bogus"])
     assert result.exit_code == 2 and "unknown algorithm" in result.output
+
+
+def test_bohb_prunes_on_epochs_and_spends_its_whole_budget(bench):
+    budget = 30 * bench.cost(bench.indices[0], "mnist5k", "02")["train_seconds_total"]
+    env = SimulatedBench(bench, "mnist5k", "02", random.Random(3), budget)
+    bohb(env)
+    assert env.used >= budget and env.history
+    # Hyperband stops some trials after one of the two epochs: more time was spent than full trials explain.
+    per_trial = {i: 2 * sum(env.epoch_seconds(i)) for i in bench.indices}
+    assert env.used > sum(per_trial[h["arch_index"]] for h in env.history) + 1e-9
+
+
+def test_flops_time_model_charges_three_passes_per_training_image(bench):
+    model = TimeModel("flops", gflops=50.0)
+    index = bench.indices[2]
+    flops = bench.cost(index, "mnist5k", "02")["flops"] * 1e6
+    train, evaluation = model.epoch_seconds(bench, index, "mnist5k", "02")
+    assert train == pytest.approx(3 * flops * 4000 / 50e9) and evaluation == pytest.approx(flops * 1000 / 50e9)
+    env = SimulatedBench(bench, "mnist5k", "02", random.Random(0), 1e9, model)
+    env.evaluate(index)
+    assert env.used == pytest.approx(2 * train + evaluation)
+    with pytest.raises(ValueError, match="unknown time model 'wall'"):
+        TimeModel("wall")
+    a = run_search(bench, "rea", "mnist5k", "02", 5.0, runs=2, time_model=model)
+    assert a.equals(run_search(bench, "rea", "mnist5k", "02", 5.0, runs=2, time_model=model))
+    assert not a.equals(run_search(bench, "rea", "mnist5k", "02", 5.0, runs=2, time_model=TimeModel("flops", 25.0)))
+
+
+SEARCH = {**PARAMS["search"], "algorithms": ["random", "rea", "bohb", "naswot"]}
+
+
+def _perfect_proxies(bench, results):
+    """A proxies table whose naswot column is the arch's test accuracy: a perfect proxy."""
+    from nasforge.search.proxies import PROXIES, SCHEMA
+    from nasforge.tables import write_table
+
+    archs = bench.archs.filter(pl.col("hp") == "02").sort("arch_index")
+    rows = [{"space": "tss", "dataset": "mnist5k", "arch_index": r["arch_index"], "arch": r["arch"], "seed": 777,
+             "batch_size": 8, **{p: float(k) for k, p in enumerate(PROXIES)}, "naswot": r["test_acc_mean"],
+             "params": r["params"], "flops": r["flops"]} for r in archs.iter_rows(named=True)]
+    return write_table(pl.DataFrame(rows, schema=SCHEMA), results / "search/tss/proxies.parquet", ["arch_index"])
+
+
+def test_search_phase_is_byte_stable_and_lands_in_the_release(bench):
+    from nasforge.release import verify
+    from nasforge.search.phase import run_search_suite
+
+    results = bench.root.parents[1]
+    proxies = _perfect_proxies(bench, results)
+    params = {**PARAMS, "search": SEARCH}
+    first = {p.name: p.read_bytes() for p in run_search_suite(params, results)}
+    second = {p.name: p.read_bytes() for p in run_search_suite(params, results)}
+    assert first == second and set(first) == {"trajectories.parquet", "summary.parquet", "summary.md",
+                                              "search_trajectories.png"}
+    trajectories = pl.read_parquet(results / "search/tss/trajectories.parquet")
+    assert sorted(trajectories["algo"].unique()) == ["bohb", "naswot", "random", "rea"]
+    for _, run in trajectories.filter(pl.col("algo") == "naswot").group_by("run"):
+        scored = run.sort("step")
+        assert scored["simulated_seconds"].to_list() == [0.0] * 4 and scored["arch_index"].n_unique() == 4
+        assert scored["best_arch_index"][-1] == scored.sort("score", "arch_index", descending=[True, False])["arch_index"][0]
+    summary = (results / "search/tss/summary.md").read_text()
+    assert all(f"| {a} |" in summary for a in SEARCH["algorithms"]) and "+-" in summary
+
+    metrics = json.loads(analyse(results / "bench/tss/archs.parquet", results / "figures/tss", proxies)["metrics"].read_text())
+    correlations = metrics["mnist5k/hp02"]["proxies"]
+    assert correlations["naswot"]["spearman"] == 1.0 and correlations["naswot"]["kendall"] == 1.0
+    assert correlations["synflow"] == {"archs": 12, "spearman": None, "kendall": None}  # a constant proxy
+
+    release = build_release(params, results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss",
+                            results / "validate/tss", results / "figures/tss", results / "release2",
+                            results / "search/tss")
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert {"search/trajectories.parquet", "search/proxies.parquet", "figures/proxy_correlation.png"} <= set(manifest["files"])
+    card = (release / "DATACARD.md").read_text()
+    assert "## NAS algorithms on this benchmark" in card and "## Training-free proxies" in card
+    assert "| naswot | 1.000 / 1.000 |" in card
+    assert verify(release) == []
+
+    measured = {**params, "search": {**SEARCH, "time_model": "measured"}}
+    run_search_suite(measured, results)
+    release = build_release(measured, results / "plan/tss.parquet", results / "bench/tss",
+                            results / "measured/bench/tss", results / "validate/tss", results / "figures/tss",
+                            results / "release3", results / "search/tss")
+    assert (release / "measured/search/trajectories.parquet").is_file() and (release / "search/proxies.parquet").is_file()
+    assert not (release / "search/trajectories.parquet").exists() and verify(release) == []
+    assert "`measured/search/`" in (release / "DATACARD.md").read_text()
+
+
+def test_search_suite_errors_name_the_fix(bench, tmp_path):
+    from nasforge.search.phase import run_search_suite
+    from nasforge.search.suite import naswot_search
+
+    with pytest.raises(FileNotFoundError, match="no proxies table"):
+        run_search_suite({**PARAMS, "search": SEARCH}, tmp_path)
+    results = bench.root.parents[1]
+    _perfect_proxies(bench, results)
+    with pytest.raises(ValueError, match="search.time_budget has no entry for mnist5k"):
+        run_search_suite({**PARAMS, "search": {**SEARCH, "time_budget": {"cifar100": 1.0}}}, results)
+    partial = pl.read_parquet(results / "search/tss/proxies.parquet").head(3)
+    with pytest.raises(ValueError, match="no naswot score for 9 archs"):
+        naswot_search(bench, partial, "mnist5k", "02", 4, 1)

@@ -251,12 +251,48 @@ def analyse_cmd(
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
-    """Draw NATS-Bench-style figures and write the headline metrics."""
+    """Draw NATS-Bench-style figures and write the headline metrics (with proxy correlations
+    when the search phase's proxies table exists)."""
     from nasforge.analysis import analyse
 
     space = _params(params, params_json)["space"]
-    paths = analyse(results / f"bench/{space}/archs.parquet", results / f"figures/{space}")
+    proxies = results / f"search/{space}/proxies.parquet"
+    paths = analyse(results / f"bench/{space}/archs.parquet", results / f"figures/{space}",
+                    proxies if proxies.is_file() else None)
     typer.echo(f"wrote {len(paths)} files to {results}/figures/{space}")
+
+
+@app.command("proxies")
+def proxies_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
+) -> None:
+    """Score every planned arch with the training-free proxies at initialisation (search phase)."""
+    from nasforge.search.phase import compute_proxies
+
+    try:
+        out = compute_proxies(_params(params, params_json), results)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    typer.echo(f"wrote {out}")
+
+
+@app.command("search-suite")
+def search_suite_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
+) -> None:
+    """Run every configured NAS algorithm on the aggregated benchmark (search phase)."""
+    from nasforge.api import QueryError
+    from nasforge.search.phase import run_search_suite
+
+    try:
+        paths = run_search_suite(_params(params, params_json), results)
+    except (FileNotFoundError, ValueError, QueryError) as err:
+        _fail(str(err))
+    typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")
 
 
 @app.command("pipeline")
@@ -328,13 +364,16 @@ def query_cmd(
 @app.command("search")
 def search_cmd(
     release: Annotated[Path, typer.Argument(help="A release folder.")],
-    algo: Annotated[str, typer.Option("--algo", help="random, rea, reinforce or local.")] = "rea",
+    algo: Annotated[str, typer.Option("--algo", help="random, rea, reinforce, bohb or local.")] = "rea",
     runs: Annotated[int, typer.Option("--runs", help="Independent runs (seeds 0..runs-1 from --first-seed).")] = 100,
     dataset: Annotated[str | None, typer.Option("--dataset", help="[default: the release's first dataset].")] = None,
     hp: Annotated[str | None, typer.Option("--hp", help="Budget searched [default: the release's first].")] = None,
     time_budget: Annotated[float, typer.Option("--time-budget", help="Simulated seconds per run (NATS-Bench TSS: "
                            "20000 cifar10, 40000 cifar100, 120000 ImageNet16-120).")] = 20_000.0,
     first_seed: Annotated[int, typer.Option("--first-seed", help="Seed of the first run.")] = 0,
+    time_model: Annotated[str, typer.Option("--time-model", help="measured: this build's train seconds "
+                          "(NATS-Bench's protocol); flops: seconds from the cost model at --gflops.")] = "measured",
+    gflops: Annotated[float, typer.Option("--gflops", help="Throughput of the flops time model.")] = 100.0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the trajectories here (parquet).")] = None,
 ) -> None:
     """Run a multi-trial NAS algorithm on a release, NATS-Bench's simulated-time protocol."""
@@ -343,16 +382,17 @@ def search_cmd(
     from rich.progress import Progress
 
     from nasforge.api import Benchmark, QueryError
-    from nasforge.search import final_results, run_search
+    from nasforge.search import TimeModel, final_results, run_search
     from nasforge.tables import write_table
 
     try:
+        model = TimeModel(time_model, gflops)
         bench = Benchmark.open(release)
         dataset, hp = dataset or bench.datasets[0], hp or bench.budgets[0]
         with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
             task = progress.add_task(f"{algo} runs", total=runs)
             trajectories = run_search(bench, algo, dataset, hp, time_budget, runs, first_seed,
-                                      on_run=lambda _: progress.advance(task))
+                                      on_run=lambda _: progress.advance(task), time_model=model)
     except (QueryError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     if out:
@@ -382,7 +422,8 @@ def release_build_cmd(
     try:
         out = build_release(p, results / f"plan/{space}.parquet", results / f"bench/{space}",
                             results / f"measured/bench/{space}", results / f"validate/{space}",
-                            results / f"figures/{space}", results / "release")
+                            results / f"figures/{space}", results / "release",
+                            results / f"search/{space}" if "search" in p else None)
     except FileNotFoundError as err:
         _fail(str(err))
     typer.echo(f"release ready: {out}")

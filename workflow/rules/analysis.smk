@@ -1,11 +1,13 @@
 rule analyse:
     input:
-        "results/bench/{space}/archs.parquet",
+        archs="results/bench/{space}/archs.parquet",
+        proxies="results/search/{space}/proxies.parquet",
     output:
         metrics="results/figures/{space}/metrics.json",
         figures=expand(
             "results/figures/{{space}}/{figure}.png",
-            figure=["accuracy_distribution", "params_vs_accuracy", "valid_vs_test", "rank_correlation", "seed_agreement"],
+            figure=["accuracy_distribution", "params_vs_accuracy", "valid_vs_test", "rank_correlation", "seed_agreement",
+                    "proxy_correlation"],
         ),
     params:
         config=section("space"),

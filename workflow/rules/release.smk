@@ -5,6 +5,9 @@ rule release:
         measured=expand("results/measured/bench/{space}/{table}.parquet", space=SPACE, table=["times", "latency", "arch_times"]),
         validation=f"results/validate/{SPACE}/summary.json",
         metrics=f"results/figures/{SPACE}/metrics.json",
+        search=expand("results/search/{space}/{file}", space=SPACE,
+                      file=["proxies.parquet", "trajectories.parquet", "summary.parquet", "summary.md",
+                            "search_trajectories.png"]),
     output:
         release_manifest(),
     params:

@@ -22,7 +22,7 @@ from scipy import stats  # noqa: E402
 STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "nasforge"}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
@@ -88,14 +88,14 @@ def figures(archs: pl.DataFrame, out: Path) -> list[Path]:
             ax.hist(t["test_acc_mean"].drop_nans().to_numpy(), bins=20, alpha=0.6, label=f"{dataset} hp{hp}")
         ax.set(xlabel="final test accuracy (%), mean over seeds", ylabel="architectures", title="Accuracy distribution")
         ax.legend()
-        paths.append(_save(fig, out / "accuracy_distribution.png"))
+        paths.append(save_figure(fig, out / "accuracy_distribution.png"))
 
         fig, axes = plt.subplots(1, len(settings), figsize=(4 * len(settings), 3.5), squeeze=False)
         for ax, (dataset, hp) in zip(axes[0], settings, strict=True):
             t = archs.filter((pl.col("dataset") == dataset) & (pl.col("hp") == hp))
             ax.scatter(t["params"], t["test_acc_mean"], s=10, c=t["flops"], cmap="viridis")
             ax.set(xlabel="params (M)", ylabel="test accuracy (%)", title=f"{dataset} hp{hp}")
-        paths.append(_save(fig, out / "params_vs_accuracy.png"))
+        paths.append(save_figure(fig, out / "params_vs_accuracy.png"))
 
         fig, axes = plt.subplots(1, len(settings), figsize=(4 * len(settings), 3.5), squeeze=False)
         for ax, (dataset, hp) in zip(axes[0], settings, strict=True):
@@ -107,7 +107,7 @@ def figures(archs: pl.DataFrame, out: Path) -> list[Path]:
                 lo, hi = np.nanmin(t["test_acc_mean"].to_numpy()), np.nanmax(t["test_acc_mean"].to_numpy())
                 ax.plot([lo, hi], [lo, hi], lw=0.8, color="grey")
             ax.set(xlabel="valid accuracy (%)", ylabel="test accuracy (%)", title=f"{dataset} hp{hp}")
-        paths.append(_save(fig, out / "valid_vs_test.png"))
+        paths.append(save_figure(fig, out / "valid_vs_test.png"))
 
         fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(settings), 1.2 + 1.0 * len(settings)))
         labels = [f"{d}\nhp{h}" for d, h in settings]
@@ -129,7 +129,7 @@ def figures(archs: pl.DataFrame, out: Path) -> list[Path]:
         ax.set_title("Kendall tau of test accuracy")
         ax.grid(False)
         fig.colorbar(image, ax=ax, shrink=0.8)
-        paths.append(_save(fig, out / "rank_correlation.png"))
+        paths.append(save_figure(fig, out / "rank_correlation.png"))
 
         fig, axes = plt.subplots(1, len(settings), figsize=(4 * len(settings), 3.5), squeeze=False)
         for ax, setting in zip(axes[0], settings, strict=True):
@@ -143,17 +143,68 @@ def figures(archs: pl.DataFrame, out: Path) -> list[Path]:
                 ax.legend()
             ax.set(xlabel="test accuracy (%), seed a", ylabel="test accuracy (%), seed b",
                    title=f"Seed agreement {setting[0]} hp{setting[1]}")
-        paths.append(_save(fig, out / "seed_agreement.png"))
+        paths.append(save_figure(fig, out / "seed_agreement.png"))
     return paths
 
 
-def analyse(archs_path: Path, out: Path) -> dict[str, Path]:
+def proxy_correlations(archs: pl.DataFrame, proxies: pl.DataFrame) -> dict[str, dict]:
+    """Spearman and Kendall rank correlation of every proxy with final test accuracy (seed mean),
+    per (dataset, hp), over the archs with a finite accuracy. A proxy of ``-inf`` (no input
+    dependence) ranks last, as a search on it would rank it."""
+    from nasforge.search.proxies import PROXIES
+
+    out = {}
+    for dataset, hp in _settings(archs):
+        t = (archs.filter((pl.col("dataset") == dataset) & (pl.col("hp") == hp))
+             .join(proxies, on=["dataset", "arch_index"], how="inner"))
+        acc = t["test_acc_mean"].to_numpy()
+        entry = {}
+        for proxy in (*PROXIES, "params", "flops"):
+            score = t[proxy].to_numpy()
+            ok = np.isfinite(acc) & ~np.isnan(score)
+            if ok.sum() < 3 or np.ptp(acc[ok]) == 0 or len(np.unique(score[ok])) < 2:
+                entry[proxy] = {"archs": int(ok.sum()), "spearman": None, "kendall": None}
+                continue
+            entry[proxy] = {"archs": int(ok.sum()),
+                            "spearman": round(float(stats.spearmanr(score[ok], acc[ok]).statistic), 6),
+                            "kendall": round(float(stats.kendalltau(score[ok], acc[ok]).statistic), 6)}
+        out[f"{dataset}/hp{hp}"] = entry
+    return out
+
+
+def proxy_figure(correlations: dict[str, dict], out: Path) -> Path:
+    """Spearman rho of each proxy with test accuracy, one group of bars per (dataset, budget)."""
+    settings = sorted(correlations)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.5, 3.5))
+        names = list(correlations[settings[0]]) if settings else []
+        width = 0.8 / max(len(settings), 1)
+        for k, setting in enumerate(settings):
+            rho = [correlations[setting][p]["spearman"] for p in names]
+            ax.bar(np.arange(len(names)) + k * width, [np.nan if r is None else r for r in rho], width, label=setting)
+        ax.set_xticks(np.arange(len(names)) + width * (len(settings) - 1) / 2, names, rotation=30)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(ylim=(-1, 1), ylabel="Spearman rho with test accuracy", title="Training-free proxies at initialisation")
+        if settings:
+            ax.legend()
+        return save_figure(fig, out / "proxy_correlation.png")
+
+
+def analyse(archs_path: Path, out: Path, proxies_path: Path | None = None) -> dict[str, Path]:
+    """Figures and ``metrics.json``; with a proxies table, each setting's entry also holds the
+    proxies' rank correlations with test accuracy (``proxies``)."""
     archs = pl.read_parquet(archs_path)
     paths = {p.stem: p for p in figures(archs, out)}
-    metrics = out / "metrics.json"
-    metrics.write_text(json.dumps(headline(archs), indent=2, sort_keys=True) + "\n")
-    paths["metrics"] = metrics
+    metrics = headline(archs)
+    if proxies_path is not None:
+        correlations = proxy_correlations(archs, pl.read_parquet(proxies_path))
+        for setting, entry in correlations.items():
+            metrics[setting]["proxies"] = entry
+        paths["proxy_correlation"] = proxy_figure(correlations, out)
+    path = out / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    paths["metrics"] = path
     return paths
 
 
-__all__ = ["analyse", "figures", "headline"]
+__all__ = ["analyse", "figures", "headline", "proxy_correlations"]

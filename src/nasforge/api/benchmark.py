@@ -59,6 +59,7 @@ class Benchmark:
     _columns: _Columns
     _held: frozenset[int]
     _times_path: Path
+    _epochs_path: Path
     datasets: list[str] = field(default_factory=list)  # what the release holds, computed once at open:
     budgets: list[str] = field(default_factory=list)  # queries check against these on every call
     seeds: list[int] = field(default_factory=list)
@@ -78,11 +79,18 @@ class Benchmark:
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path}: not a nasforge release (build one with `nasforge pipeline`)")
         manifest = json.loads(manifest_path.read_text())
-        archs = pl.read_parquet(root / "tables/archs.parquet")
+        return cls.from_tables(root, manifest["space"], root / "tables", root / "measured/arch_times.parquet", manifest)
+
+    @classmethod
+    def from_tables(cls, root: Path | str, space: str, tables: Path | str, times: Path | str,
+                    manifest: dict | None = None) -> Benchmark:
+        """A benchmark over ``archs.parquet``/``epochs.parquet`` in ``tables`` and measured ``times``,
+        before any release exists: the pipeline's search phase queries the aggregated tables."""
+        archs = pl.read_parquet(Path(tables) / "archs.parquet")
         columns = _Columns(archs)
         rows = {key: i for i, key in enumerate(zip(columns["dataset"], columns["hp"], columns["arch_index"], strict=True))}
-        return cls(root, manifest, archs, rows, columns, frozenset(columns["arch_index"]),
-                   root / "measured/arch_times.parquet")
+        return cls(Path(root), manifest or {"space": space}, archs, rows, columns, frozenset(columns["arch_index"]),
+                   Path(times), Path(tables) / "epochs.parquet")
 
     @cached_property
     def _measured(self) -> dict[tuple[str, str, int], dict[str, float]]:
@@ -94,10 +102,6 @@ class Benchmark:
         return measured
 
     # --- what the release holds -------------------------------------------------
-    @property
-    def space(self) -> str:
-        return self.manifest["space"]
-
     @property
     def space(self) -> str:
         return self.manifest["space"]
@@ -147,7 +151,7 @@ class Benchmark:
         """Per-epoch metrics of one seed, or their mean over seeds, one row per epoch."""
         row = self._row(arch, dataset, hp)
         index, hp_key = self._columns["arch_index"][row], self._columns["hp"][row]
-        scan = pl.scan_parquet(self.root / "tables/epochs.parquet").filter(
+        scan = pl.scan_parquet(self._epochs_path).filter(
             (pl.col("dataset") == dataset) & (pl.col("hp") == hp_key) & (pl.col("arch_index") == index))
         if seed is not None:
             seeds = [int(s) for s in self._columns["seeds"][row]]

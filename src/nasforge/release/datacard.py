@@ -8,7 +8,7 @@ from nasforge.train.protocol import Protocol
 
 
 def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, validation: dict,
-             environments: list[str]) -> str:
+             environments: list[str], search_summary: str | None = None) -> str:
     train = params["train"]
     protocol = Protocol.nats(train["budgets"][0]).with_overrides(train.get("protocol"))
     n_archs = archs["arch_index"].n_unique()
@@ -47,6 +47,15 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "",
         "Rank agreement (Kendall tau) and the figures are in `figures/` and `figures/metrics.json`.",
         "",
+    ]
+    lines += _proxy_section(metrics)
+    if search_summary is not None:
+        folder = "measured/search" if params.get("search", {}).get("time_model") == "measured" else "search"
+        body = search_summary.split("\n", 1)[1].strip()  # below its own title
+        lines += ["## NAS algorithms on this benchmark", "", body, "",
+                  f"Trajectories (one row per evaluation of every run), the summary table and the figure of test "
+                  f"accuracy against simulated time are in `{folder}/`.", ""]
+    lines += [
         "## Validation",
         "",
         f"{validation['expectations']} great-expectations checks passed (schema, row counts, completeness, value "
@@ -72,6 +81,25 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "",
     ]
     return "\n".join(lines)
+
+
+def _proxy_section(metrics: dict) -> list[str]:
+    """Spearman / Kendall of each training-free proxy with final test accuracy, per setting."""
+    settings = [s for s in sorted(metrics) if "proxies" in metrics[s]]
+    if not settings:
+        return []
+    proxies = list(metrics[settings[0]]["proxies"])
+    lines = ["## Training-free proxies", "",
+             "Each arch scored at initialisation on one batch (`search/proxies.parquet`); rank correlation with "
+             "final test accuracy, Spearman rho / Kendall tau:", "",
+             "| proxy | " + " | ".join(settings) + " |", "|---|" + "---|" * len(settings)]
+    for proxy in proxies:
+        cells = []
+        for s in settings:
+            c = metrics[s]["proxies"][proxy]
+            cells.append("n/a" if c["spearman"] is None else f"{c['spearman']:.3f} / {c['kendall']:.3f}")
+        lines.append(f"| {proxy} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _cell(text: str) -> str:

@@ -2,8 +2,12 @@
 
 Each evaluation looks up an arch's validation accuracy (a seed drawn by the
 run's own generator, as NATS-Bench draws a random trial) and charges the time
-that training it really took (this build's measured seconds) against a time
-budget. A run ends with the first evaluation that exhausts the budget; its
+that training it takes against a time budget. That time comes from a
+``TimeModel``: this build's measured seconds (NATS-Bench's protocol, which
+stores one measured run's times), or seconds predicted from the cost model's
+FLOPs at a stated throughput. Measured seconds differ on every rebuild, and so
+would every trajectory; the FLOPs model is what lets the pipeline's search
+results be rebuilt bit for bit. A run ends with the first evaluation that exhausts the budget; its
 answer is the arch with the best validation accuracy seen, scored by that
 arch's test accuracy (seed mean). Every run owns a ``random.Random``, so runs
 are reproducible by seed and independent of one another.
@@ -29,13 +33,50 @@ import numpy as np
 import polars as pl
 
 from nasforge.api.benchmark import Benchmark, QueryError
+from nasforge.data.registry import get_dataset
 from nasforge.spaces import get_space, sss, tss
+from nasforge.train.protocol import epochs_of
 
 TRAJECTORY_SCHEMA = {
     "algo": pl.String, "dataset": pl.String, "hp": pl.String, "run": pl.Int64, "step": pl.Int64,
     "simulated_seconds": pl.Float64, "arch_index": pl.Int64, "valid_acc": pl.Float64,
     "best_arch_index": pl.Int64, "best_valid_acc": pl.Float64, "best_test_acc": pl.Float64,
+    "score": pl.Float64,  # a training-free search's proxy score (null for multi-trial algorithms)
 }
+TIME_MODELS = ("measured", "flops")
+
+
+@dataclass(frozen=True)
+class TimeModel:
+    """Seconds an arch takes to train one epoch and to evaluate once, on one dataset.
+
+    ``flops``: a training step costs three forward passes (forward, and a
+    backward twice as dear), so an epoch is 3 * FLOPs * training images plus
+    FLOPs * evaluation images, at ``gflops`` sustained multiply-accumulates
+    per second (the cost model counts MACs, as NATS-Bench's FLOPs do).
+    """
+
+    kind: str = "measured"
+    gflops: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in TIME_MODELS:
+            raise ValueError(f"unknown time model {self.kind!r}: expected one of {list(TIME_MODELS)}")
+        if self.gflops <= 0:
+            raise ValueError(f"time model throughput must be positive, got gflops={self.gflops}")
+
+    def epoch_seconds(self, bench: Benchmark, index: int, dataset: str, hp: str) -> tuple[float, float]:
+        """(train seconds per epoch, seconds of one evaluation pass)."""
+        cost = bench.cost(index, dataset, hp)
+        if self.kind == "measured":
+            if cost.get("train_seconds_per_epoch") is None:
+                raise QueryError(f"{bench.root}: no measured train times for arch {index} on {dataset} hp{hp}; "
+                                 "simulated-time search needs measured/ (or the flops time model)")
+            return cost["train_seconds_per_epoch"], cost["eval_seconds_per_epoch"]
+        spec = get_dataset(dataset)
+        macs_per_second = self.gflops * 1e9
+        flops = cost["flops"] * 1e6
+        return 3 * flops * spec.train_images / macs_per_second, flops * spec.eval_images / macs_per_second
 
 
 def encode(space: str, index: int) -> tuple[int, ...]:
@@ -61,6 +102,7 @@ class SimulatedBench:
     hp: str
     rng: random.Random
     time_budget: float
+    time_model: TimeModel = field(default_factory=TimeModel)
     used: float = 0.0
     history: list[dict] = field(default_factory=list)
     _best: tuple[float, int] | None = None
@@ -72,8 +114,9 @@ class SimulatedBench:
         self.choices = len(tss.OPS) if space == "tss" else len(sss.CHANNELS)
         self.position = {int(i): k for k, i in enumerate(self.indices)}
         self._neighbours: dict[int, list[int]] = {}
-        if self.bench.cost(int(self.indices[0]), self.dataset, self.hp).get("train_seconds_total") is None:
-            raise QueryError(f"{self.bench.root}: no measured train times; simulated-time search needs measured/")
+        self.epochs = epochs_of(self.hp)
+        self._seconds: dict[int, tuple[float, float]] = {}
+        self.epoch_seconds(int(self.indices[0]))  # fails early when the time model has no numbers
         if "valid" not in self.splits:
             raise QueryError(f"{self.dataset} has no validation split; search on it would select on the test set")
 
@@ -112,12 +155,28 @@ class SimulatedBench:
         distance = (self.codes != np.array(code)).sum(1)
         return int(self.indices[int(np.argmin(distance))])
 
+    def epoch_seconds(self, index: int) -> tuple[float, float]:
+        if index not in self._seconds:
+            self._seconds[index] = self.time_model.epoch_seconds(self.bench, index, self.dataset, self.hp)
+        return self._seconds[index]
+
+    def draw_seed(self, index: int) -> int:
+        """The trial (seed) an evaluation sees, drawn as NATS-Bench draws one."""
+        return self.rng.choice(self.bench.trained_seeds(index, self.dataset, self.hp))
+
+    def charge(self, index: int, epochs: int) -> None:
+        """Simulated time of training ``index`` for ``epochs`` epochs and evaluating it once."""
+        train, evaluation = self.epoch_seconds(index)
+        self.used += train * epochs + evaluation
+
     def evaluate(self, index: int) -> float:
-        """Validation accuracy of one trained seed; charges the arch's training time."""
-        seed = self.rng.choice(self.bench.trained_seeds(index, self.dataset, self.hp))
-        valid = self.bench.final(index, self.dataset, self.hp, seed)["valid_acc"]
-        cost = self.bench.cost(index, self.dataset, self.hp)
-        self.used += cost["train_seconds_total"] + cost["eval_seconds_per_epoch"]
+        """Validation accuracy of one trained seed after the full budget; charges its training time."""
+        valid = self.bench.final(index, self.dataset, self.hp, self.draw_seed(index))["valid_acc"]
+        self.charge(index, self.epochs)
+        return self.record(index, valid)
+
+    def record(self, index: int, valid: float | None) -> float:
+        """Log a full-budget evaluation in the trajectory (the incumbent only ever comes from these)."""
         valid = -math.inf if valid is None or math.isnan(valid) else valid  # a diverged run is never chosen
         if self._best is None or valid > self._best[0]:
             self._best = (valid, index)
@@ -200,22 +259,31 @@ def local_search(env: SimulatedBench) -> None:
             score(current)
 
 
+def _bohb(env: SimulatedBench) -> None:
+    from nasforge.search.bohb import bohb  # optuna is imported only by the run that uses it
+
+    bohb(env)
+
+
 ALGORITHMS: dict[str, Callable[[SimulatedBench], None]] = {
     "random": random_search,
     "rea": regularized_evolution,
     "reinforce": reinforce,
+    "bohb": _bohb,
     "local": local_search,
 }
 
 
 def run_search(bench: Benchmark, algo: str, dataset: str, hp: str, time_budget: float, runs: int,
-               first_seed: int = 0, on_run: Callable[[int], None] | None = None) -> pl.DataFrame:
+               first_seed: int = 0, on_run: Callable[[int], None] | None = None,
+               time_model: TimeModel | None = None) -> pl.DataFrame:
     """``runs`` independent runs (seeds first_seed, first_seed+1, ...): one trajectory row per evaluation."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}: expected one of {sorted(ALGORITHMS)}")
     rows = []
     for run in range(first_seed, first_seed + runs):
-        env = SimulatedBench(bench, dataset, f"{int(hp):02d}", random.Random(run), time_budget)
+        env = SimulatedBench(bench, dataset, f"{int(hp):02d}", random.Random(run), time_budget,
+                             time_model or TimeModel())
         ALGORITHMS[algo](env)
         rows += [{"algo": algo, "dataset": dataset, "hp": env.hp, "run": run, **h} for h in env.history]
         if on_run:
@@ -225,8 +293,11 @@ def run_search(bench: Benchmark, algo: str, dataset: str, hp: str, time_budget: 
 
 def final_results(trajectories: pl.DataFrame) -> pl.DataFrame:
     """Per algorithm and dataset: mean and std over runs of the chosen arch's test accuracy."""
-    last = trajectories.group_by("algo", "dataset", "hp", "run").agg(pl.all().sort_by("step").last())
-    return (last.group_by("algo", "dataset", "hp")
+    # Sorted, order-keeping groups: polars' parallel group_by may otherwise sum runs in any order,
+    # and a mean that differs in the last bit would make the summary table differ on a rebuild.
+    last = (trajectories.sort("algo", "dataset", "hp", "run", "step")
+            .group_by("algo", "dataset", "hp", "run", maintain_order=True).last())
+    return (last.group_by("algo", "dataset", "hp", maintain_order=True)
             .agg(pl.len().alias("runs"), pl.col("best_test_acc").mean().alias("test_acc_mean"),
                  pl.col("best_test_acc").std().alias("test_acc_std"),
                  pl.col("simulated_seconds").mean().alias("simulated_seconds_mean"))

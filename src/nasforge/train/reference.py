@@ -58,7 +58,7 @@ def evaluate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, s
     return loss_sum.item() / n, 100.0 * correct.item() / n
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -92,12 +92,12 @@ def train_arch(
     for epoch in range(epochs):
         lr_first = protocol.lr_at(epoch, epochs)
         if diverged:
-            metrics.append(_diverged_row(epoch, lr_first, splits))
+            metrics.append(diverged_row(epoch, lr_first, splits))
             timings.append({"epoch": epoch, "train_seconds": 0.0, "eval_seconds": 0.0})
             if on_epoch:
                 on_epoch(epoch)
             continue
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         net.train()
         order = torch.randperm(n, generator=generator).to(images.device)
@@ -117,11 +117,11 @@ def train_arch(
             loss_sum += loss.detach().double() * len(batch)
             correct += (logits.detach().argmax(1) == y).sum()
         train_loss = loss_sum.item() / n
-        _sync(device)
+        sync(device)
         train_seconds = time.perf_counter() - start
         if not math.isfinite(train_loss):
             diverged = True
-            metrics.append(_diverged_row(epoch, lr_first, splits))
+            metrics.append(diverged_row(epoch, lr_first, splits))
             timings.append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": 0.0})
             if on_epoch:
                 on_epoch(epoch)
@@ -133,7 +133,7 @@ def train_arch(
                 row[f"{split}_loss"], row[f"{split}_acc"] = evaluate(net, *splits.evals[split], splits, protocol.batch_size)
             else:
                 row[f"{split}_loss"] = row[f"{split}_acc"] = None
-        _sync(device)
+        sync(device)
         row["diverged"] = False
         metrics.append(row)
         timings.append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start})
@@ -142,7 +142,7 @@ def train_arch(
     return metrics, timings
 
 
-def _diverged_row(epoch: int, lr: float, splits: Splits) -> dict:
+def diverged_row(epoch: int, lr: float, splits: Splits) -> dict:
     nan = float("nan")
     row = {"epoch": epoch, "lr": lr, "train_loss": nan, "train_acc": nan, "diverged": True}
     for split in ("valid", "test"):
@@ -160,10 +160,10 @@ def measure_latency(net: torch.nn.Module, batch: int, shape: tuple[int, int, int
     net(x)  # warm-up: allocator and kernel selection
     samples = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         net(x)
-        _sync(device)
+        sync(device)
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
     return samples[len(samples) // 2]

@@ -1,0 +1,139 @@
+"""The fused engine: a group of architectures trained as one computation, same protocol, same numbers.
+
+Every member of a group trains under the same seed, so every member sees the
+same batches (the seed's data order and augmentation); that is what lets a
+group share one image batch per step. Everything else stays per member:
+weights start from the member's own init (its reference network, copied in),
+BN statistics live in the member's channels, the loss is the sum of the
+members' mean cross-entropies (so each member's gradient is exactly its own),
+and SGD is elementwise, so one optimiser over the stacked tensors is each
+member's optimiser. A member whose epoch loss is not finite is marked
+diverged from that epoch on, as the reference engine does; its NaNs cannot
+reach another member (no op mixes members), so the others train on.
+
+Timings are the group's seconds divided by its size: what an arch cost.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from nasforge.models.fused import FusedNetwork, fuse
+from nasforge.train import reference
+from nasforge.train.protocol import Protocol
+from nasforge.train.splits import Splits
+
+OutOfMemory = torch.cuda.OutOfMemoryError
+
+
+def make_fused(space: str, arch_indices: list[int], seed: int, splits: Splits, device: torch.device) -> FusedNetwork:
+    """The members' reference networks (each from its own (seed, arch) init), stacked."""
+    nets = [reference.make_network(space, i, seed, splits, device) for i in arch_indices]
+    net = fuse(space, arch_indices, nets, splits.num_classes, splits.in_channels)
+    return net.to(memory_format=torch.channels_last)
+
+
+def member_losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of each member, (G,): logits (G, batch, classes), labels (batch,)."""
+    G, B, K = logits.shape
+    losses = F.cross_entropy(logits.reshape(G * B, K), labels.repeat(G), reduction="none").view(G, B)
+    return losses.mean(1) if reduction == "mean" else losses.sum(1)
+
+
+@torch.no_grad()
+def evaluate(net: FusedNetwork, images: torch.Tensor, labels: torch.Tensor, splits: Splits,
+             batch_size: int) -> tuple[list[float], list[float]]:
+    """Per member (mean loss, accuracy in %) with BN in inference mode."""
+    net.eval()
+    loss_sum = torch.zeros(net.G, dtype=torch.float64, device=images.device)
+    correct = torch.zeros(net.G, dtype=torch.int64, device=images.device)
+    for start in range(0, len(images), batch_size):
+        x = splits.augmentation.normalize(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
+        y = labels[start : start + batch_size]
+        logits = net(x)
+        loss_sum += member_losses(logits, y, "sum").double()
+        correct += (logits.argmax(2) == y).sum(1)
+    n = len(images)
+    return (loss_sum / n).tolist(), (100.0 * correct.double() / n).tolist()
+
+
+def train_group(
+    space: str,
+    arch_indices: list[int],
+    seed: int,
+    epochs: int,
+    protocol: Protocol,
+    splits: Splits,
+    device: torch.device,
+    on_epoch: Callable[[int], None] | None = None,
+) -> list[tuple[list[dict], list[dict]]]:
+    """Train the group; per member, in order, what ``reference.train_arch`` returns for it alone."""
+    net = make_fused(space, arch_indices, seed, splits, device)
+    G = net.G
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+        nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
+    )
+    generator = reference.data_generator(seed)
+    images, labels = splits.train
+    n = len(images)
+    iters = math.ceil(n / protocol.batch_size)
+    metrics: list[list[dict]] = [[] for _ in range(G)]
+    timings: list[list[dict]] = [[] for _ in range(G)]
+    diverged = [False] * G
+    for epoch in range(epochs):
+        lr_first = protocol.lr_at(epoch, epochs)
+        reference.sync(device)
+        start = time.perf_counter()
+        net.train()
+        order = torch.randperm(n, generator=generator).to(images.device)
+        loss_sum = torch.zeros(G, dtype=torch.float64, device=images.device)
+        correct = torch.zeros(G, dtype=torch.int64, device=images.device)
+        for i in range(iters):
+            for group in optimizer.param_groups:
+                group["lr"] = protocol.lr_at(epoch + i / iters, epochs)
+            batch = order[i * protocol.batch_size : (i + 1) * protocol.batch_size]
+            x = splits.augmentation.train(images[batch], generator).contiguous(memory_format=torch.channels_last)
+            y = labels[batch]
+            logits = net(x)
+            losses = member_losses(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            loss_sum += losses.detach().double() * len(batch)
+            correct += (logits.detach().argmax(2) == y).sum(1)
+        train_loss = (loss_sum / n).tolist()
+        train_acc = (100.0 * correct.double() / n).tolist()
+        reference.sync(device)
+        train_seconds = (time.perf_counter() - start) / G
+        for g in range(G):
+            if not diverged[g] and not math.isfinite(train_loss[g]):
+                diverged[g] = True
+                metrics[g].append(reference.diverged_row(epoch, lr_first, splits))
+                timings[g].append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": 0.0})
+            elif diverged[g]:
+                metrics[g].append(reference.diverged_row(epoch, lr_first, splits))
+                timings[g].append({"epoch": epoch, "train_seconds": 0.0, "eval_seconds": 0.0})
+        live = [g for g in range(G) if not diverged[g]]
+        if live:
+            start = time.perf_counter()
+            evals = {s: evaluate(net, *splits.evals[s], splits, protocol.batch_size) for s in ("valid", "test")
+                     if s in splits.evals}
+            reference.sync(device)
+            eval_seconds = (time.perf_counter() - start) / G
+            for g in live:
+                row = {"epoch": epoch, "lr": lr_first, "train_loss": train_loss[g], "train_acc": train_acc[g]}
+                for split in ("valid", "test"):
+                    loss, acc = evals[split] if split in evals else ([None] * G, [None] * G)
+                    row[f"{split}_loss"], row[f"{split}_acc"] = loss[g], acc[g]
+                row["diverged"] = False
+                metrics[g].append(row)
+                timings[g].append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": eval_seconds})
+        if on_epoch:
+            on_epoch(epoch)
+    return list(zip(metrics, timings, strict=True))
