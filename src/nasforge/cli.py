@@ -142,6 +142,8 @@ def train_shard_cmd(
     protocol_json: Annotated[str | None, typer.Option("--protocol-json", help="Overrides of NATS-Bench's protocol "
                              "as JSON, e.g. '{\"batch_size\": 128}' (params.yaml's train.protocol).")] = None,
     latency_repeats: Annotated[int, typer.Option("--latency-repeats", help="Timed forward passes per latency figure.")] = 3,
+    engine: Annotated[str, typer.Option("--engine", help="reference (one arch at a time) or fused (the plan's "
+                      "groups, or packed here, trained as one computation).")] = "reference",
 ) -> None:
     """Train one shard of architectures and write its tables (resumes a killed job)."""
     from nasforge.train import Protocol, ShardJob, run_shard
@@ -150,7 +152,7 @@ def train_shard_cmd(
         protocol = Protocol.nats(hp).with_overrides(json.loads(protocol_json) if protocol_json else None)
         measured = measured_out or out.parent / "measured" / out.name
         job = ShardJob(space, dataset, hp, seed, shard, of, data, out, measured, plan, _index_list(archs), device,
-                       threads, protocol, latency_repeats)
+                       threads, protocol, latency_repeats, engine)
         path = run_shard(job)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -196,13 +198,15 @@ def plan_cmd(
     p = _params(params, params_json)
     plan = p["plan"]
     try:
-        table = make_plan(p["space"], plan["archs"], plan["shards"], plan.get("sample_seed", 0), plan.get("include"))
+        table = make_plan(p["space"], plan["archs"], plan["shards"], plan.get("sample_seed", 0), plan.get("include"),
+                          plan.get("groups"))
     except ValueError as err:
         _fail(f"{params}: {err}")
     out = out or Path(f"results/plan/{p['space']}.parquet")
     write_table(table.select(list(PLAN_SCHEMA)), out, ["arch_index"])
     loads = table.group_by("shard").agg(pl.col("flops").sum()).sort("shard")["flops"].to_list()
-    typer.echo(f"wrote {out}: {table.height} archs in {plan['shards']} shards (MFLOPs per shard {min(loads):.0f}-{max(loads):.0f})")
+    typer.echo(f"wrote {out}: {table.height} archs in {plan['shards']} shards (MFLOPs per shard {min(loads):.0f}-"
+               f"{max(loads):.0f}), {table.select('shard', 'group').n_unique()} fused groups")
 
 
 @app.command("aggregate")

@@ -10,6 +10,7 @@ rule train_shard:
         shards=config["plan"]["shards"],
         device=TRAIN.get("device", "auto"),
         latency_repeats=TRAIN.get("latency_repeats", 3),
+        engine=TRAIN.get("engine", "reference"),
         protocol=json.dumps(TRAIN.get("protocol") or {}, sort_keys=True),
     threads: TRAIN.get("threads", 1)
     resources:
@@ -23,7 +24,7 @@ rule train_shard:
         " --seed {wildcards.seed} --shard {wildcards.k} --of {params.shards} --plan {input.plan}"
         " --data results/data --out results/train --measured-out results/measured/train"
         " --device {params.device} --threads {threads} --latency-repeats {params.latency_repeats}"
-        " --protocol-json {params.protocol:q} > {log} 2>&1"
+        " --protocol-json {params.protocol:q} --engine {params.engine} > {log} 2>&1"
 
 
 rule phase_train:

@@ -64,3 +64,37 @@ def cost(space: str, arch: str, num_classes: int = 10, input_size: int = 32, in_
     params += c_prev * num_classes + num_classes
     flops += c_prev * num_classes + num_classes
     return {"params": params / 1e6, "flops": flops / 1e6}
+
+
+def activation_elements(space: str, arch: str, input_size: int = 32) -> int:
+    """Activation values one image keeps for the backward pass, counted layer by layer.
+
+    A ReLU-conv-BN edge keeps its ReLU output, conv output and BN output; pooling
+    and a stacked identity keep one map; every node keeps its sum. A residual
+    block keeps its two ReLU-conv-BNs, the shortcut's pool and conv, and the sum.
+    It is an estimate for packing fused groups, not an allocator trace: the
+    planner applies a safety factor, and a group that still runs out is split.
+    """
+    ops, layers = layer_plan(space, arch)
+    hw = input_size * input_size
+    c_prev = layers[0][0]
+    total = 2 * c_prev * hw  # stem conv + BN
+    for c_out, reduction in layers:
+        if reduction:
+            hw = ((int(hw**0.5) + 1) // 2) ** 2
+            total += (3 + 3 + 2 + 1) * c_out * hw
+        else:
+            per_edge = {"none": 0, "skip_connect": 1, "avg_pool_3x3": 1, "nor_conv_1x1": 3, "nor_conv_3x3": 3}
+            total += sum(per_edge[op] for op in ops) * c_out * hw + 3 * c_out * hw
+        c_prev = c_out
+    return total + 2 * c_prev * hw  # last BN + ReLU
+
+
+def train_memory_bytes(space: str, arch: str, batch: int, input_size: int = 32, num_classes: int = 100,
+                       in_channels: int = 3) -> int:
+    """Estimated training memory of one arch in fp32: the activations a batch keeps for the
+    backward pass, plus weights, gradients and SGD momentum. Counting every BN output as kept
+    is generous enough to cover the transient gradient buffers (all-conv TSS cell, batch 256:
+    3.0 GiB estimated; about 1.6 GiB measured in fp32 on an H100, see PERFORMANCE.md)."""
+    params = cost(space, arch, num_classes, input_size, in_channels)["params"] * 1e6
+    return int(4 * (batch * activation_elements(space, arch, input_size) + 3 * params))

@@ -202,7 +202,8 @@ class FusedCell(nn.Module):
         if acc is None:
             b, _, h, w = y.shape
             acc = y.new_zeros((b, self.G * self.w_out, h, w))
-        return acc.index_add(1, getattr(self, f"{key}_out"), y)
+        # In place: ``acc`` is this node's own buffer and index_add saves nothing for backward.
+        return acc.index_add_(1, getattr(self, f"{key}_out"), y)
 
 
 class FusedResBlock(nn.Module):

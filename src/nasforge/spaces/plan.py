@@ -5,6 +5,12 @@ known before anything runs) and balanced by cost: archs are dealt out
 heaviest first to the currently lightest shard (longest-processing-time
 scheduling on FLOPs), so no shard job runs far longer than the others. The
 assignment is a pure function of the sample and the shard count.
+
+For the fused engine each shard is then packed into groups trained as one
+computation (``pack_groups``): archs sorted so that neighbours share most ops
+(TSS) or widths (SSS), so a group needs few per-edge gathers or little
+padding, then cut greedily wherever the estimated training memory would pass
+the budget or the group its maximum size.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import random
 import polars as pl
 
 from nasforge.models import cost
-from nasforge.spaces import get_space
+from nasforge.models.cost import train_memory_bytes
+from nasforge.spaces import get_space, sss, tss
 
-PLAN_SCHEMA = {"arch_index": pl.Int64, "arch": pl.String, "flops": pl.Float64, "shard": pl.Int64}
+PLAN_SCHEMA = {"arch_index": pl.Int64, "arch": pl.String, "flops": pl.Float64, "shard": pl.Int64,
+               "group": pl.Int64}
+GROUP_DEFAULTS = {"memory_gb": 60.0, "max_size": 64, "batch_size": 256}
 
 
 def sample_archs(space: str, archs: int | str, sample_seed: int = 0, include: list[str] | None = None) -> list[int]:
@@ -48,9 +57,49 @@ def assign_shards(space: str, indices: list[int], shards: int) -> pl.DataFrame:
         shard_of[i] = k
         heapq.heappush(load, (total + flops[i], k))
     rows = [{"arch_index": i, "arch": sp.arch(i), "flops": flops[i], "shard": shard_of[i]} for i in sorted(indices)]
-    return pl.DataFrame(rows, schema=PLAN_SCHEMA)
+    return pl.DataFrame(rows, schema={k: v for k, v in PLAN_SCHEMA.items() if k != "group"})
+
+
+def group_memory_bytes(space: str, archs: list[str], batch: int) -> int:
+    """A fused group's estimated memory: TSS members add up; SSS members are padded to the
+    group's widest layer, so each costs what the widest arch costs."""
+    if space == "sss":
+        widest = sss.format_arch(tuple(max(c) for c in zip(*(sss.parse_arch(a) for a in archs), strict=True)))
+        return len(archs) * train_memory_bytes(space, widest, batch)
+    return sum(train_memory_bytes(space, a, batch) for a in archs)
+
+
+def _similarity_key(space: str, arch: str) -> tuple:
+    return tuple(tss.parse_arch(arch)) if space == "tss" else sss.parse_arch(arch)
+
+
+def pack_groups(space: str, indices: list[int], memory_gb: float = GROUP_DEFAULTS["memory_gb"],
+                max_size: int = GROUP_DEFAULTS["max_size"], batch_size: int = GROUP_DEFAULTS["batch_size"]
+                ) -> list[list[int]]:
+    """Groups of archs for the fused engine, each under ``memory_gb`` (estimated, 32 px input)."""
+    if memory_gb <= 0 or max_size < 1:
+        raise ValueError(f"group packing needs memory_gb > 0 and max_size >= 1; got {memory_gb}, {max_size}")
+    sp = get_space(space)
+    budget = memory_gb * 2**30
+    groups: list[list[int]] = []
+    for i in sorted(indices, key=lambda i: (_similarity_key(space, sp.arch(i)), i)):
+        group = groups[-1] if groups else None
+        if (group is None or len(group) >= max_size
+                or group_memory_bytes(space, [sp.arch(j) for j in [*group, i]], batch_size) > budget):
+            groups.append([i])
+        else:
+            group.append(i)
+    return groups
 
 
 def make_plan(space: str, archs: int | str, shards: int, sample_seed: int = 0,
-              include: list[str] | None = None) -> pl.DataFrame:
-    return assign_shards(space, sample_archs(space, archs, sample_seed, include), shards)
+              include: list[str] | None = None, groups: dict | None = None) -> pl.DataFrame:
+    """The plan table: shard by LPT on FLOPs, then fused groups within each shard."""
+    table = assign_shards(space, sample_archs(space, archs, sample_seed, include), shards)
+    settings = {**GROUP_DEFAULTS, **(groups or {})}
+    group_of = {}
+    for k in range(shards):
+        members = table.filter(pl.col("shard") == k)["arch_index"].to_list()
+        for g, group in enumerate(pack_groups(space, members, **settings)):
+            group_of.update({i: g for i in group})
+    return table.with_columns(group=pl.col("arch_index").replace_strict(group_of, return_dtype=pl.Int64))

@@ -137,3 +137,27 @@ def train_group(
         if on_epoch:
             on_epoch(epoch)
     return list(zip(metrics, timings, strict=True))
+
+
+def train_split_on_oom(space: str, arch_indices: list[int], seed: int, epochs: int, protocol: Protocol,
+                       splits: Splits, device: torch.device, on_epoch: Callable[[int], None] | None = None,
+                       train: Callable[..., list] | None = None) -> list[tuple[list[dict], list[dict]]]:
+    """``train_group``, and when the group runs out of memory, each half of it, recursively.
+
+    Nothing is lost by a retry: a member's training depends on its (seed, arch), not on its
+    group, so a half retrained from scratch computes what the whole group would have (the
+    same arithmetic, up to the kernels' rounding for a different group width). Out of
+    memory is deterministic for a plan on one GPU kind, so a rerun splits the same way.
+    A single arch that does not fit re-raises: no split can help it.
+    """
+    train = train or train_group
+    try:
+        return train(space, arch_indices, seed, epochs, protocol, splits, device, on_epoch)
+    except OutOfMemory:
+        if len(arch_indices) == 1:
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        half = len(arch_indices) // 2
+        return [*train_split_on_oom(space, arch_indices[:half], seed, epochs, protocol, splits, device, on_epoch, train),
+                *train_split_on_oom(space, arch_indices[half:], seed, epochs, protocol, splits, device, on_epoch, train)]

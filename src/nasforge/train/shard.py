@@ -36,6 +36,8 @@ from nasforge.spaces import get_space
 from nasforge.tables import write_table
 from nasforge.train import environment
 from nasforge.train.protocol import Protocol, epochs_of
+from nasforge.spaces.plan import pack_groups
+from nasforge.train.fused import train_split_on_oom
 from nasforge.train.reference import make_network, measure_latency, train_arch
 from nasforge.train.splits import Splits, load_splits
 
@@ -90,6 +92,9 @@ class ShardJob:
         return Path(self.measured_root) / self.relative / f"shard{self.shard}.{kind}.parquet"
 
 
+ENGINES = ("reference", "fused")
+
+
 def shard_archs(job: ShardJob) -> list[int]:
     """The arch indices this shard trains: explicit, from the plan, or every of-th arch of the space."""
     if not 0 <= job.shard < job.of:
@@ -120,6 +125,8 @@ def _archs_from_plan(plan: Path, job: ShardJob) -> list[int]:
 def run_shard(job: ShardJob) -> Path:
     """Train every arch of the shard that is not yet done, then assemble its tables."""
     epochs = epochs_of(job.hp)
+    if job.engine not in ENGINES:
+        raise ValueError(f"unknown engine {job.engine!r}: expected one of {list(ENGINES)}")
     archs = shard_archs(job)
     environment.pin(job.threads)
     device = environment.resolve_device(job.device)
@@ -160,6 +167,16 @@ def _claim_parts(parts: Path, config: dict) -> None:
     tmp.replace(job_file)
 
 
+def fused_groups(job: ShardJob, todo: list[int]) -> list[list[int]]:
+    """The plan's groups (what is left of them), or the shard packed here when no plan says."""
+    if job.plan is not None and job.archs is None:
+        table = pl.read_parquet(job.plan)
+        if "group" in table.columns:
+            mine = table.filter((pl.col("shard") == job.shard) & pl.col("arch_index").is_in(todo))
+            return [sorted(g["arch_index"].to_list()) for _, g in mine.sort("group").group_by("group", maintain_order=True)]
+    return pack_groups(job.space, todo)
+
+
 def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: int, splits: Splits,
                  device: torch.device, parts: Path) -> None:
     space = get_space(job.space)
@@ -167,12 +184,8 @@ def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: 
     with Progress(*columns, disable=not sys.stderr.isatty(), transient=True) as progress:
         shard_task = progress.add_task(f"{job.space} shard {job.shard}/{job.of} archs", total=total, completed=done)
         epoch_task = progress.add_task("epochs", total=epochs)
-        for index in todo:
-            progress.reset(epoch_task, total=epochs, description=f"arch {index} epochs")
-            metrics, timings = train_arch(
-                job.space, index, job.seed, epochs, job.protocol, splits, device,
-                on_epoch=lambda _: progress.advance(epoch_task),
-            )
+
+        def commit(index: int, metrics: list[dict], timings: list[dict]) -> None:
             ident = {"space": job.space, "arch_index": index, "dataset": job.dataset, "hp": job.hp, "seed": job.seed}
             arch = space.arch(index)
             timing = pl.DataFrame([{**ident, **t} for t in timings], schema=TIMING_SCHEMA)
@@ -181,6 +194,19 @@ def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: 
             rows = pl.DataFrame([{**ident, "arch": arch, **m} for m in metrics], schema=METRICS_SCHEMA)
             write_table(rows, parts / f"{index}.metrics.parquet", KEYS)  # written last: marks the arch done
             progress.advance(shard_task)
+
+        if job.engine == "fused":
+            for group in fused_groups(job, todo):
+                progress.reset(epoch_task, total=epochs, description=f"group of {len(group)} epochs")
+                results = train_split_on_oom(job.space, group, job.seed, epochs, job.protocol, splits, device,
+                                             on_epoch=lambda _: progress.advance(epoch_task))
+                for index, (metrics, timings) in zip(group, results, strict=True):
+                    commit(index, metrics, timings)
+            return
+        for index in todo:
+            progress.reset(epoch_task, total=epochs, description=f"arch {index} epochs")
+            commit(index, *train_arch(job.space, index, job.seed, epochs, job.protocol, splits, device,
+                                      on_epoch=lambda _: progress.advance(epoch_task)))
 
 
 def _cost_row(job: ShardJob, index: int, arch: str, splits: Splits, device: torch.device) -> pl.DataFrame:
