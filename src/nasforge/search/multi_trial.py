@@ -7,9 +7,9 @@ that training it takes against a time budget. That time comes from a
 stores one measured run's times), or seconds predicted from the cost model's
 FLOPs at a stated throughput. Measured seconds differ on every rebuild, and so
 would every trajectory; the FLOPs model is what lets the pipeline's search
-results be rebuilt bit for bit. A run ends with the first evaluation that exhausts the budget; its
-answer is the arch with the best validation accuracy seen, scored by that
-arch's test accuracy (seed mean). Every run owns a ``random.Random``, so runs
+results be rebuilt bit for bit. A run ends with the first evaluation that
+exhausts the budget; its answer is the arch with the best validation accuracy
+seen, scored by that arch's test accuracy (seed mean). Every run owns a ``random.Random``, so runs
 are reproducible by seed and independent of one another.
 
 A release may hold a sample of the space. Mutation changes one decision (an

@@ -33,11 +33,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nasforge.models import cost
 from nasforge.spaces import get_space
+from nasforge.spaces.plan import pack_groups
 from nasforge.tables import write_table
 from nasforge.train import environment
-from nasforge.train.protocol import Protocol, epochs_of
-from nasforge.spaces.plan import pack_groups
 from nasforge.train.fused import train_split_on_oom
+from nasforge.train.protocol import Protocol, epochs_of
 from nasforge.train.reference import make_network, measure_latency, train_arch
 from nasforge.train.splits import Splits, load_splits
 
