@@ -129,7 +129,7 @@ class FusedCell(nn.Module):
         self.G, self.w_in, self.w_out = G, w_in, w_out
         self.ops = nn.ModuleList()
         self.plan: list[list[tuple[int, int, str | None]]] = []  # per node: (op module, source node, index key)
-        self.zero: list[tuple[str, str] | None] = []  # per node: (source index key, out index key) of all-none members
+        self.zero: list[str | None] = []  # per node: index key of the members whose every input is `none`
         k = 0
         for j in range(1, 4):
             node, live = [], set()
@@ -143,9 +143,8 @@ class FusedCell(nn.Module):
                     live.update(members)
                     module = self._make(op, len(members), w_in if i == 0 else w_out, w_out, same)
                     for p, g in enumerate(members):
-                        ops_g, c_in, c_out = cells[g]
-                        self._link(module, op, links, g, f"cells.{layer}.layers.{k}", p,
-                                   c_in if i == 0 else c_out, c_out)
+                        _, c_in, c_out = cells[g]
+                        self._link(module, links, g, f"cells.{layer}.layers.{k}", p, c_in if i == 0 else c_out, c_out)
                     node.append((len(self.ops), i, self._index(members, w_in if i == 0 else w_out, w_out)))
                     self.ops.append(module)
                 k += 1
@@ -176,7 +175,7 @@ class FusedCell(nn.Module):
         raise ValueError(f"unknown operation {op!r}")
 
     @staticmethod
-    def _link(module: nn.Module, op: str, links: _Links, g: int, ref: str, p: int, c_in: int, c_out: int) -> None:
+    def _link(module: nn.Module, links: _Links, g: int, ref: str, p: int, c_in: int, c_out: int) -> None:
         if isinstance(module, _ReLUConvBN):
             module.link(links, g, ref, p, c_in, c_out, relu=not isinstance(module, _FactorizedReduce))
         elif isinstance(module, _Pool) and isinstance(module.preprocess, _ReLUConvBN):
@@ -185,25 +184,29 @@ class FusedCell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for node, zero in zip(self.plan, self.zero, strict=True):
-            acc = None
+            acc, owned = None, False  # owned: ``acc`` is this node's own buffer, safe to add into in place
             for op, src, key in node:
                 if key is None:
                     y = self.ops[op](nodes[src])
-                    acc = y if acc is None else acc + y
+                    acc, owned = (y, False) if acc is None else (acc + y, True)  # y may be a node itself (skip)
                 else:
                     y = self.ops[op](nodes[src].index_select(1, getattr(self, f"{key}_in")))
-                    acc = self._scatter(acc, key, y, x)
+                    acc, owned = self._scatter(acc, owned, key, y), True
             if zero is not None:
-                acc = self._scatter(acc, zero, nodes[0].index_select(1, getattr(self, f"{zero}_in")) * 0.0, x)
+                dead = nodes[0].index_select(1, getattr(self, f"{zero}_in")) * 0.0
+                acc, owned = self._scatter(acc, owned, zero, dead), True
             nodes.append(acc)
         return nodes[-1]
 
-    def _scatter(self, acc: torch.Tensor | None, key: str, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _scatter(self, acc: torch.Tensor | None, owned: bool, key: str, y: torch.Tensor) -> torch.Tensor:
+        """Add ``y`` into its members' channels of ``acc``: in place only into a buffer this node owns
+        (index_add saves nothing for backward), never into a tensor an op returned, which may be
+        another node (a skip edge returns its input)."""
+        index = getattr(self, f"{key}_out")
         if acc is None:
             b, _, h, w = y.shape
-            acc = y.new_zeros((b, self.G * self.w_out, h, w))
-        # In place: ``acc`` is this node's own buffer and index_add saves nothing for backward.
-        return acc.index_add_(1, getattr(self, f"{key}_out"), y)
+            return y.new_zeros((b, self.G * self.w_out, h, w)).index_add_(1, index, y)
+        return acc.index_add_(1, index, y) if owned else acc.index_add(1, index, y)
 
 
 class FusedResBlock(nn.Module):
