@@ -115,8 +115,8 @@ class _Pool(nn.Module):
         return F.avg_pool2d(self.preprocess(x), 3, 1, 1, count_include_pad=False)
 
 
-def _channels(positions: list[int], width: int, device=None) -> torch.Tensor:
-    return torch.cat([torch.arange(p * width, (p + 1) * width) for p in positions]).to(device)
+def _channels(positions: list[int], width: int) -> torch.Tensor:
+    return torch.cat([torch.arange(p * width, (p + 1) * width) for p in positions])
 
 
 class FusedCell(nn.Module):

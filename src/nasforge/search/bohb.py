@@ -43,10 +43,9 @@ def bohb(env: SimulatedBench, reduction_factor: int = 3) -> None:
         code = tuple(trial.suggest_categorical(f"decision{k}", choices) for k in range(env.codes.shape[1]))
         index = env.project(code)
         curve = _valid_curve(env, index)
-        train_seconds, eval_seconds = env.epoch_seconds(index)
         state = None
         for epoch, valid in enumerate(curve, start=1):
-            env.used += train_seconds + eval_seconds
+            env.charge(index, 1)  # one more epoch, and the evaluation that reports it
             if epoch == len(curve):
                 break
             trial.report(_finite(valid), epoch)

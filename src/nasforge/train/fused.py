@@ -52,9 +52,7 @@ def evaluate(net: FusedNetwork, images: torch.Tensor, labels: torch.Tensor, spli
     net.eval()
     loss_sum = torch.zeros(net.G, dtype=torch.float64, device=images.device)
     correct = torch.zeros(net.G, dtype=torch.int64, device=images.device)
-    for start in range(0, len(images), batch_size):
-        x = splits.augmentation.normalize(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
-        y = labels[start : start + batch_size]
+    for x, y in reference.eval_batches(images, labels, splits, batch_size):
         logits = net(x)
         loss_sum += member_losses(logits, y, "sum").double()
         correct += (logits.argmax(2) == y).sum(1)
@@ -75,14 +73,10 @@ def train_group(
     """Train the group; per member, in order, what ``reference.train_arch`` returns for it alone."""
     net = make_fused(space, arch_indices, seed, splits, device)
     G = net.G
-    optimizer = torch.optim.SGD(
-        net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
-        nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
-    )
+    optimizer = reference.make_optimizer(net, protocol)  # elementwise: each member's own SGD
     generator = reference.data_generator(seed)
-    images, labels = splits.train
+    images = splits.train[0]
     n = len(images)
-    iters = math.ceil(n / protocol.batch_size)
     metrics: list[list[dict]] = [[] for _ in range(G)]
     timings: list[list[dict]] = [[] for _ in range(G)]
     diverged = [False] * G
@@ -91,21 +85,15 @@ def train_group(
         reference.sync(device)
         start = time.perf_counter()
         net.train()
-        order = torch.randperm(n, generator=generator).to(images.device)
         loss_sum = torch.zeros(G, dtype=torch.float64, device=images.device)
         correct = torch.zeros(G, dtype=torch.int64, device=images.device)
-        for i in range(iters):
-            for group in optimizer.param_groups:
-                group["lr"] = protocol.lr_at(epoch + i / iters, epochs)
-            batch = order[i * protocol.batch_size : (i + 1) * protocol.batch_size]
-            x = splits.augmentation.train(images[batch], generator).contiguous(memory_format=torch.channels_last)
-            y = labels[batch]
+        for x, y in reference.train_batches(splits, protocol, generator, optimizer, epoch, epochs):
             logits = net(x)
             losses = member_losses(logits, y)
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
             optimizer.step()
-            loss_sum += losses.detach().double() * len(batch)
+            loss_sum += losses.detach().double() * len(y)
             correct += (logits.detach().argmax(2) == y).sum(1)
         train_loss = (loss_sum / n).tolist()
         train_acc = (100.0 * correct.double() / n).tolist()

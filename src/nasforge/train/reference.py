@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,37 @@ def make_network(space: str, arch_index: int, seed: int, splits: Splits, device:
     return net.to(device=device, memory_format=torch.channels_last)
 
 
+def make_optimizer(net: torch.nn.Module, protocol: Protocol) -> torch.optim.SGD:
+    """The protocol's SGD; its lr is set every iteration by ``train_batches``."""
+    return torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                           nesterov=protocol.nesterov, weight_decay=protocol.weight_decay)
+
+
+def train_batches(splits: Splits, protocol: Protocol, generator: torch.Generator, optimizer: torch.optim.Optimizer,
+                  epoch: int, epochs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's augmented (images, labels) batches in the seed's order, setting the lr before
+    each as NATS-Bench anneals it per iteration. Every engine draws its data here, so every engine
+    sees the same batches."""
+    images, labels = splits.train
+    n = len(images)
+    iters = math.ceil(n / protocol.batch_size)
+    order = torch.randperm(n, generator=generator).to(images.device)
+    for i in range(iters):
+        for group in optimizer.param_groups:
+            group["lr"] = protocol.lr_at(epoch + i / iters, epochs)
+        batch = order[i * protocol.batch_size : (i + 1) * protocol.batch_size]
+        x = splits.augmentation.train(images[batch], generator).contiguous(memory_format=torch.channels_last)
+        yield x, labels[batch]
+
+
+def eval_batches(images: torch.Tensor, labels: torch.Tensor, splits: Splits,
+                 batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """An evaluation split in order, normalised, in batches."""
+    for start in range(0, len(images), batch_size):
+        x = splits.augmentation.normalize(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
+        yield x, labels[start : start + batch_size]
+
+
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, splits: Splits,
              batch_size: int) -> tuple[float, float]:
@@ -48,9 +79,7 @@ def evaluate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, s
     net.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
-    for start in range(0, len(images), batch_size):
-        x = splits.augmentation.normalize(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
-        y = labels[start : start + batch_size]
+    for x, y in eval_batches(images, labels, splits, batch_size):
         logits = net(x)[1]
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
@@ -79,14 +108,10 @@ def train_arch(
     ``diverged`` with NaN metrics; training of this arch stops there.
     """
     net = make_network(space, arch_index, seed, splits, device)
-    optimizer = torch.optim.SGD(
-        net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
-        nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
-    )
+    optimizer = make_optimizer(net, protocol)
     generator = data_generator(seed)
-    images, labels = splits.train
+    images = splits.train[0]
     n = len(images)
-    iters = math.ceil(n / protocol.batch_size)
     metrics, timings = [], []
     diverged = False
     for epoch in range(epochs):
@@ -100,21 +125,15 @@ def train_arch(
         sync(device)
         start = time.perf_counter()
         net.train()
-        order = torch.randperm(n, generator=generator).to(images.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
         correct = torch.zeros((), dtype=torch.int64, device=images.device)
-        for i in range(iters):
-            for group in optimizer.param_groups:
-                group["lr"] = protocol.lr_at(epoch + i / iters, epochs)
-            batch = order[i * protocol.batch_size : (i + 1) * protocol.batch_size]
-            x = splits.augmentation.train(images[batch], generator).contiguous(memory_format=torch.channels_last)
-            y = labels[batch]
+        for x, y in train_batches(splits, protocol, generator, optimizer, epoch, epochs):
             logits = net(x)[1]
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.detach().double() * len(batch)
+            loss_sum += loss.detach().double() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
         train_loss = loss_sum.item() / n
         sync(device)
