@@ -99,7 +99,9 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
                 shutil.copyfile(path, target / path.name)
             search_summary = (search / "summary.md").read_text()
         environments = read_metadata(bench / "epochs.parquet").get("environments", [])
+        # The CPUs that trained: kept here, not in the manifest, since any x86-64 CPU gives its bytes.
         measured_manifest = {"note": "wall-clock measurements of this build; they differ run to run",
+                             "hosts": read_metadata(measured / "times.parquet").get("hosts", []),
                              "files": _describe(staging / MEASURED, set())}
         (staging / MEASURED / MANIFEST).write_text(json.dumps(measured_manifest, indent=2, sort_keys=True) + "\n")
         metrics = json.loads((figures / "metrics.json").read_text())

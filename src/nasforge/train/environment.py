@@ -1,10 +1,13 @@
 """Pin and record the numerical environment of a training job.
 
-Determinism needs three things fixed before the first kernel runs: the thread
-count (1 and 2 threads give different sums), deterministic algorithms, and on
-CUDA the cuBLAS workspace and no TF32. What we fix we also record, so a table
-says what produced it. Nothing host-specific (names, times) goes in: two runs
-on the same machine kind must write the same bytes.
+Determinism needs four things fixed before the first kernel runs: the CPU
+kernels' instruction set (``nasforge.numerics``, set when nasforge is
+imported), the thread count (1 and 2 threads give different sums),
+deterministic algorithms, and on CUDA the cuBLAS workspace and no TF32. What
+we fix we also record, so a table says what produced it. On a CPU nothing
+host-specific (the CPU's name, times) goes in: any x86-64 CPU must write the
+same bytes. On CUDA the GPU model does go in: there the promise is per GPU
+model, since each generation runs other kernels.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import subprocess
 import torch
 
 import nasforge
+from nasforge import numerics
 
 
 def resolve_device(device: str) -> torch.device:
@@ -27,9 +31,17 @@ def resolve_device(device: str) -> torch.device:
 
 
 def pin(threads: int) -> None:
-    """Fix threads and deterministic kernels for this process."""
+    """Fix the kernels' instruction set, threads and deterministic kernels for this process."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    numerics.check_cpu()
+    expected = numerics.ATEN_CAPABILITY.get(numerics.level())
+    actual = torch.backends.cpu.get_cpu_capability()
+    if expected is not None and actual != expected:
+        raise RuntimeError(
+            f"torch runs its CPU kernels at {actual}, not {expected} as {numerics.ENV}={numerics.level()} needs: "
+            f"either this CPU lacks {expected} ({numerics.ENV}=native builds bytes of this CPU alone), or torch "
+            f"ran a kernel before nasforge pinned ATEN_CPU_CAPABILITY (import nasforge before torch)")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
@@ -44,7 +56,8 @@ def pin(threads: int) -> None:
 
 
 def describe(device: torch.device) -> dict[str, str]:
-    """What produced a table: library versions, device model, driver, threads."""
+    """What produced a table: library versions, numeric settings, threads; the GPU model and driver on
+    CUDA. Free of the CPU's name, so that any x86-64 CPU writes the same bytes (``host`` has it)."""
     info = {
         "nasforge": nasforge.__version__,
         "python": platform.python_version(),
@@ -54,25 +67,22 @@ def describe(device: torch.device) -> dict[str, str]:
         "threads": str(torch.get_num_threads()),
         "device_type": device.type,
         "machine": platform.machine(),
+        **{f"numerics.{k}": v for k, v in numerics.describe().items()},
     }
     if device.type == "cuda":
         info["device"] = torch.cuda.get_device_name(device)
         info["driver"] = _nvidia_driver()
     else:
-        info["device"] = _cpu_model()
+        info["device"] = "cpu"
         info["driver"] = "None"
     return info
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def host() -> dict[str, str]:
+    """The machine a job ran on: for measured tables only, which differ run to run anyway."""
+    flags = numerics.cpu_flags() or set()
+    return {"cpu": numerics.cpu_model(),
+            "cpu_extensions": " ".join(f for f in ("sse4_1", "avx", "avx2", "fma", "avx512f") if f in flags)}
 
 
 def _nvidia_driver() -> str:
