@@ -28,6 +28,9 @@ from nasforge.train.splits import load_splits
 
 TSS, SSS = get_space("tss"), get_space("sss")
 SMALL_BATCH = Protocol.nats("12").with_overrides({"batch_size": 64})
+# fp32 agreement over whole epochs is checked at a gentler lr: at NATS-Bench's 0.1 for a whole first
+# epoch these nets amplify rounding past 1e-4 within it, whichever engine runs (see the docstring).
+STEADY_PROTOCOL = SMALL_BATCH.with_overrides({"lr": 0.05})
 NONE_HEAVY = "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_1x1~2|"
 TSS_GROUP = sorted({TSS.index(ALL_CONV), TSS.index(ALL_NONE), TSS.index(NONE_HEAVY),
                     *random.Random(4).sample(range(len(TSS)), 4)})
@@ -106,15 +109,15 @@ def splits(mnist_tiny):
 
 
 def test_train_group_gives_the_reference_rows(splits):
-    alone = [reference.train_arch("tss", i, 777, 2, SMALL_BATCH, splits, torch.device("cpu")) for i in STEADY]
-    together = train_group("tss", STEADY, 777, 2, SMALL_BATCH, splits, torch.device("cpu"))
+    alone = [reference.train_arch("tss", i, 777, 2, STEADY_PROTOCOL, splits, torch.device("cpu")) for i in STEADY]
+    together = train_group("tss", STEADY, 777, 2, STEADY_PROTOCOL, splits, torch.device("cpu"))
     for (ref_rows, _), (rows, timings) in zip(alone, together, strict=True):
         assert [r.keys() for r in rows] == [r.keys() for r in ref_rows] and len(timings) == 2
         for r, f in zip(ref_rows, rows, strict=True):
             for key in ("train_loss", "valid_loss", "test_loss"):
                 assert f[key] == pytest.approx(r[key], abs=1e-4), key
             assert abs(f["test_acc"] - r["test_acc"]) <= 100 / 50  # at most one of 50 test digits flips
-    again = train_group("tss", STEADY, 777, 2, SMALL_BATCH, splits, torch.device("cpu"))
+    again = train_group("tss", STEADY, 777, 2, STEADY_PROTOCOL, splits, torch.device("cpu"))
     assert [rows for rows, _ in again] == [rows for rows, _ in together]  # deterministic
 
 

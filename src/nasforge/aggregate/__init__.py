@@ -29,8 +29,10 @@ from nasforge.data.registry import get_dataset
 from nasforge.models import cost
 from nasforge.spaces import get_space
 from nasforge.tables import read_metadata, write_table
+from nasforge.train.protocol import trained_epochs
 
-METRICS = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc"]
+METRICS = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss",
+           "valtest_acc"]
 EPOCH_KEYS = ["dataset", "hp", "arch_index", "seed", "epoch"]
 ARCH_KEYS = ["dataset", "hp", "arch_index"]
 
@@ -46,6 +48,7 @@ class Layout:
     budgets: list[str]
     seeds: list[int]
     shards: int
+    epochs: dict[str, int]  # epochs trained per budget: the budget plus any warm-up
     train_root: Path = Path("results/train")
     measured_root: Path = Path("results/measured/train")
 
@@ -54,7 +57,7 @@ class Layout:
         """Where the shards of a configuration lie under ``results``."""
         t = params["train"]
         return cls(params["space"], list(params["datasets"]), list(t["budgets"]), list(t["seeds"]),
-                   params["plan"]["shards"], results / "train", results / "measured/train")
+                   params["plan"]["shards"], trained_epochs(params), results / "train", results / "measured/train")
 
     def shard(self, dataset: str, hp: str, seed: int, k: int, kind: str = "") -> Path:
         rel = Path(self.space) / dataset / f"hp{hp}" / f"seed{seed}"
@@ -84,7 +87,7 @@ def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, layout: Layout) -> 
     planned = set(plan["arch_index"].to_list())
     problems = []
     for (dataset, hp, seed), group in epochs.group_by(["dataset", "hp", "seed"], maintain_order=True):
-        epochs_needed = int(hp)
+        epochs_needed = layout.epochs[hp]
         counts = group.group_by("arch_index").len()
         present = set(counts["arch_index"].to_list())
         short = counts.filter(pl.col("len") != epochs_needed)["arch_index"].to_list()
@@ -104,7 +107,7 @@ def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, layout: Layout) -> 
 
 def arch_table(epochs: pl.DataFrame, space: str) -> pl.DataFrame:
     """Final-epoch metrics per (dataset, hp, arch): per-seed lists, mean, std; plus cost and canonical form."""
-    final = epochs.filter(pl.col("epoch") == pl.col("hp").cast(pl.Int64) - 1).sort(ARCH_KEYS + ["seed"])
+    final = epochs.filter(pl.col("epoch") == pl.col("epoch").max().over(ARCH_KEYS + ["seed"])).sort(ARCH_KEYS + ["seed"])
     stats = []
     for m in METRICS:
         stats += [pl.col(m).alias(f"{m}_seeds"), pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std().alias(f"{m}_std")]
@@ -133,19 +136,25 @@ def aggregate(layout: Layout, plan_path: Path, out: Path, measured_out: Path) ->
     shards = layout.all_shards()
     epochs = _read_all(shards)
     check_coverage(epochs, plan, layout)
-    unique = {json.dumps(read_metadata(p).get("environment"), sort_keys=True) for p in shards}
-    environments = [json.loads(e) for e in sorted(unique)]
-    meta = {"environments": environments, "space": layout.space}
+    meta = {"environments": _unique_metadata(shards, "environment"), "space": layout.space}
     written = {
         "epochs": write_table(epochs, out / "epochs.parquet", EPOCH_KEYS, meta),
         "archs": write_table(arch_table(epochs, layout.space), out / "archs.parquet", ARCH_KEYS, meta),
     }
-    times = _read_all(layout.all_shards("timing"))
+    timing_shards = layout.all_shards("timing")
+    times = _read_all(timing_shards)
     latency = _read_all(layout.all_shards("cost"))
-    written["times"] = write_table(times, measured_out / "times.parquet", EPOCH_KEYS)
+    written["times"] = write_table(times, measured_out / "times.parquet", EPOCH_KEYS,
+                                   {"hosts": _unique_metadata(timing_shards, "host")})
     written["latency"] = write_table(latency, measured_out / "latency.parquet", ["dataset", "arch_index", "seed"])
     written["arch_times"] = write_table(arch_times(times, latency), measured_out / "arch_times.parquet", ARCH_KEYS)
     return written
+
+
+def _unique_metadata(paths: list[Path], key: str) -> list:
+    """The distinct values of one metadata key over the given tables, in a fixed order."""
+    unique = {json.dumps(read_metadata(p).get(key), sort_keys=True) for p in paths}
+    return [json.loads(e) for e in sorted(unique)]
 
 
 def arch_times(times: pl.DataFrame, latency: pl.DataFrame) -> pl.DataFrame:

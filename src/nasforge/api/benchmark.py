@@ -19,7 +19,7 @@ import polars as pl
 
 from nasforge.spaces import get_space
 
-FINAL = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc"]
+FINAL = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss", "valtest_acc"]
 
 
 class _Columns(dict):

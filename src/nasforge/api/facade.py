@@ -95,12 +95,13 @@ class NATSFacade:
 
     def get_more_info(self, index: int | str, dataset: str, iepoch: int | None = None, hp: str = "12",
                       is_random: bool | int = True) -> dict[str, float | None]:
-        """NATS-Bench's dict: ``{train,valid,test}-{loss,accuracy,per-time,all-time}``.
+        """NATS-Bench's dict: ``{train,valid,test,valtest}-{loss,accuracy,per-time,all-time}``.
 
         ``is_random``: True a random trained seed, False the mean over seeds, an
         int that seed. ``iepoch``: 0-based epoch (default the last). Datasets
-        without a validation split (cifar10) carry no ``valid-*`` keys, as in
-        NATS-Bench. Times are this build's measured seconds.
+        without a validation split (cifar10) carry no ``valid-*`` keys, and only
+        cifar100 and ImageNet16-120 carry ``valtest-*`` (their ``ori-test``), as
+        in NATS-Bench. Times are this build's measured seconds.
         """
         index = self._resolve(index)
         seed = self._seed(index, dataset, hp, is_random)
@@ -122,8 +123,7 @@ class NATSFacade:
             "train-per-time": per_train,
             "train-all-time": None if per_train is None else per_train * (done or epochs_of(hp)),
         }
-        splits = ("valid", "test") if m["valid_acc"] is not None else ("test",)
-        for split in splits:
+        for split in (s for s in ("valid", "test", "valtest") if m.get(f"{s}_acc") is not None):
             info.update({
                 f"{split}-loss": m[f"{split}_loss"], f"{split}-accuracy": m[f"{split}_acc"],
                 f"{split}-per-time": per_eval,
@@ -166,9 +166,12 @@ class NATSFacade:
     def find_best(self, dataset: str, metric_on_set: str, FLOP_max: float | None = None,  # noqa: N803 - NATS name
                   Param_max: float | None = None, hp: str = "12") -> tuple[int, float]:  # noqa: N803
         """``(index, accuracy)`` of the best arch on ``metric_on_set`` ("train", "x-valid"/"valid",
-        "x-test"/"ori-test"/"test"), within the FLOPs and params limits (millions)."""
-        split = {"train": "train", "x-valid": "valid", "valid": "valid", "x-test": "test", "ori-test": "test",
-                 "test": "test"}.get(metric_on_set)
+        "x-test"/"test", "ori-test"), within the FLOPs and params limits (millions). ``ori-test`` is
+        the whole test set: the test split, or on cifar100 and ImageNet16-120 the pooled valtest."""
+        from nasforge.data.registry import get_dataset
+
+        split = {"train": "train", "x-valid": "valid", "valid": "valid", "x-test": "test", "test": "test",
+                 "ori-test": "valtest" if get_dataset(dataset).valtest else "test"}.get(metric_on_set)
         if split is None:
             raise QueryError(f"metric_on_set {metric_on_set!r}: expected train, x-valid, x-test or ori-test")
         return self._bench.best(dataset, hp, f"{split}_acc", FLOP_max, Param_max)

@@ -87,6 +87,7 @@ def _write(spec: DatasetSpec, raw: dict, source_md5: dict[str, str], folder: Pat
         "crop_padding": spec.crop_padding,
         "hflip": spec.hflip,
         "eval_splits": list(spec.eval_splits),
+        "valtest": spec.valtest,
         "splits": split_info,
         "source_md5": dict(sorted(source_md5.items())),
         "files": {p.name: sha256(p) for p in sorted(folder.iterdir())},

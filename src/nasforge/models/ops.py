@@ -102,28 +102,24 @@ class ResNetBasicblock(nn.Module):
 
 
 class InferCell(nn.Module):
-    """A 4-node cell: node j sums op(node i) over its incoming edges.
+    """A 4-node cell: node j sums op(node i) over its incoming edges, every edge
+    included, as NATS-Bench's ``InferCell`` does: a ``none`` edge adds ``x * 0``,
+    which is an exact zero for finite x but NaN for an inf or NaN upstream, so a
+    blow-up behind a ``none`` edge still reaches the loss and marks the run
+    diverged, as it does in NATS-Bench.
 
     Edges out of the input node map c_in -> c_out; all others c_out -> c_out.
-    A ``none`` edge adds an exact zero, so its term is left out of the sum
-    (x + 0.0 is x, and its gradient contribution is 0): the same numbers as
-    NATS-Bench's literal sum, bit for bit on finite values, without several
-    memory passes over a full activation per edge (tested). A node whose every
-    input is ``none`` is still produced by its Zero op.
     """
 
     def __init__(self, ops: tuple[str, ...], c_in: int, c_out: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList()
         self.node_inputs: list[list[tuple[int, int]]] = []  # (layer index, source node) per node
-        self.zero_edges: set[int] = set()
         k = 0
         for j in range(1, 4):
             inputs = []
             for i in range(j):
                 inputs.append((len(self.layers), i))
-                if ops[k] == "none":
-                    self.zero_edges.add(len(self.layers))
                 self.layers.append(make_op(ops[k], c_in if i == 0 else c_out, c_out))
                 k += 1
             self.node_inputs.append(inputs)
@@ -132,6 +128,5 @@ class InferCell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for inputs in self.node_inputs:
-            live = [(layer, src) for layer, src in inputs if layer not in self.zero_edges] or inputs[:1]
-            nodes.append(sum(self.layers[layer](nodes[src]) for layer, src in live))
+            nodes.append(sum(self.layers[layer](nodes[src]) for layer, src in inputs))
         return nodes[-1]

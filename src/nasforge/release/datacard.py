@@ -23,10 +23,13 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "",
         f"- Protocol (NATS-Bench's hyper-opts{' with overrides' if train.get('protocol') else ''}): SGD, "
         f"momentum {protocol.momentum}{' Nesterov' if protocol.nesterov else ''}, lr {protocol.lr} cosine-annealed "
-        f"per iteration to {protocol.eta_min} over each budget's epochs, weight decay {protocol.weight_decay}, "
-        f"batch {protocol.batch_size}, random flip and padded crop, per-dataset normalisation.",
-        f"- Engine `{train.get('engine', 'reference')}`; weights drawn from a seed derived from (seed, arch index); "
-        "data order and augmentation from the seed alone; deterministic kernels; fixed threads.",
+        f"per epoch (constant within an epoch, xautodl's scheduler) to {protocol.eta_min} over each budget's epochs"
+        f"{f' after {protocol.warmup} warm-up epochs' if protocol.warmup else ''}, weight decay "
+        f"{protocol.weight_decay}, batch {protocol.batch_size}, random flip and padded crop, per-dataset "
+        "normalisation.",
+        f"- Engine `{train.get('engine', 'reference')}`; weights drawn after `torch.manual_seed(seed)`, as NATS-Bench "
+        "draws them; data order and augmentation from the seed alone; deterministic kernels; fixed threads; CPU "
+        "kernels pinned to one instruction set (`numerics.cpu_isa`).",
         f"- Architectures: plan.archs = {params['plan']['archs']} (sample seed {params['plan'].get('sample_seed', 0)}), "
         f"in {params['plan']['shards']} shards.",
         "- Environments that produced the tables:",
@@ -66,8 +69,12 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "",
         "- `measured/` holds wall-clock train/eval seconds and inference latency of this build. They are real "
         "measurements (NATS-Bench's published times are scaled from one reference run) and so differ from run to "
-        "run; everything outside `measured/` is byte-identical on a rebuild with the same inputs and machine kind.",
-        "- Accuracies are in percent; `valid_*` is empty for datasets without a validation split (cifar10).",
+        "run; everything outside `measured/` is byte-identical on a rebuild with the same inputs and packages: on "
+        "any x86-64 CPU with AVX2 for a CPU build (the kernels' instruction set is pinned; `measured/manifest.json` "
+        "names the CPUs that trained), on the same GPU model for a CUDA build (each GPU generation runs other "
+        "kernels).",
+        "- Accuracies are in percent; `valid_*` is empty for datasets without a validation split (cifar10); "
+        "`valtest_*` (NATS-Bench's ori-test) is filled for cifar100 and ImageNet16-120 only.",
         "- A diverged run (non-finite training loss) keeps its rows, marked `diverged`, with NaN metrics.",
     ]
     if "mnist5k" in params["datasets"]:
@@ -112,5 +119,6 @@ def _environment(env: dict | None) -> str:
         return "unknown"
     threads = f"{env.get('threads')} thread(s)"
     device = f"{env.get('device')} ({env.get('device_type')}, driver {env.get('driver')})"
+    numerics = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in sorted(env.items()) if k.startswith("numerics."))
     return (f"{device}; torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}; "
-            f"{threads}; Python {env.get('python')}; nasforge {env.get('nasforge')}")
+            f"{threads}; Python {env.get('python')}; nasforge {env.get('nasforge')}; numerics: {numerics or 'unpinned'}")

@@ -47,8 +47,8 @@ def member_losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "
 
 @torch.no_grad()
 def evaluate(net: FusedNetwork, images: torch.Tensor, labels: torch.Tensor, splits: Splits,
-             batch_size: int) -> tuple[list[float], list[float]]:
-    """Per member (mean loss, accuracy in %) with BN in inference mode."""
+             batch_size: int) -> list[tuple[float, int, int]]:
+    """Per member (summed loss, correct predictions, images) with BN in inference mode."""
     net.eval()
     loss_sum = torch.zeros(net.G, dtype=torch.float64, device=images.device)
     correct = torch.zeros(net.G, dtype=torch.int64, device=images.device)
@@ -56,8 +56,7 @@ def evaluate(net: FusedNetwork, images: torch.Tensor, labels: torch.Tensor, spli
         logits = net(x)
         loss_sum += member_losses(logits, y, "sum").double()
         correct += (logits.argmax(2) == y).sum(1)
-    n = len(images)
-    return (loss_sum / n).tolist(), (100.0 * correct.double() / n).tolist()
+    return [(loss, int(c), len(images)) for loss, c in zip(loss_sum.tolist(), correct.tolist(), strict=True)]
 
 
 def train_group(
@@ -80,8 +79,8 @@ def train_group(
     metrics: list[list[dict]] = [[] for _ in range(G)]
     timings: list[list[dict]] = [[] for _ in range(G)]
     diverged = [False] * G
-    for epoch in range(epochs):
-        lr_first = protocol.lr_at(epoch, epochs)
+    for epoch in range(epochs + protocol.warmup):
+        lr_first = protocol.lr_at(epoch, 0.0, epochs)
         reference.sync(device)
         start = time.perf_counter()
         net.train()
@@ -110,15 +109,12 @@ def train_group(
         live = [g for g in range(G) if not diverged[g]]
         if live:
             start = time.perf_counter()
-            evals = {s: evaluate(net, *splits.evals[s], splits, protocol.batch_size) for s in ("valid", "test")
-                     if s in splits.evals}
+            sums = {split: evaluate(net, *data, splits, protocol.batch_size) for split, data in splits.evals.items()}
             reference.sync(device)
             eval_seconds = (time.perf_counter() - start) / G
             for g in live:
                 row = {"epoch": epoch, "lr": lr_first, "train_loss": train_loss[g], "train_acc": train_acc[g]}
-                for split in ("valid", "test"):
-                    loss, acc = evals[split] if split in evals else ([None] * G, [None] * G)
-                    row[f"{split}_loss"], row[f"{split}_acc"] = loss[g], acc[g]
+                row.update(reference.eval_metrics({split: per[g] for split, per in sums.items()}, splits))
                 row["diverged"] = False
                 metrics[g].append(row)
                 timings[g].append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": eval_seconds})

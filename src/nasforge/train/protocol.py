@@ -3,7 +3,8 @@
 Defaults are read from NATS-Bench's own hyper-opts files (``hyper_opts/``,
 copied verbatim), so "the protocol" is their file rather than our memory of it.
 A budget ``hp`` names the number of epochs as NATS-Bench does ("01", "12",
-"90", "200"); the cosine schedule anneals to ``eta_min`` over exactly that many.
+"90", "200"). The learning-rate schedule is xautodl's ``CosineAnnealingLR``
+exactly (``lr_at``), read from its code rather than from descriptions of it.
 """
 
 from __future__ import annotations
@@ -47,16 +48,35 @@ class Protocol:
             raise ValueError(f"unknown protocol keys {unknown}: expected some of {sorted(known)}")
         return replace(self, **overrides)
 
-    def lr_at(self, progress: float, epochs: int) -> float:
-        """Learning rate after ``progress`` epochs (fractional: NATS-Bench updates it every iteration)."""
-        if progress < self.warmup:
-            return self.lr * progress / self.warmup
-        span = max(epochs - self.warmup, 1)
-        t = min(progress - self.warmup, span)
-        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * t / span)) / 2
+    def lr_at(self, epoch: int, iteration: float, epochs: int) -> float:
+        """The lr of an iteration, as xautodl's ``CosineAnnealingLR.get_lr`` gives it.
+
+        ``epoch`` counts from 0 over all ``epochs + warmup`` trained epochs and
+        ``iteration`` is the fraction of that epoch done (``i / iters``, what
+        NATS-Bench passes to ``scheduler.update``). During warm-up the lr rises
+        linearly per iteration; after it, epoch e trains at
+        ``eta_min + (lr - eta_min) * (1 + cos(pi * (e - warmup) / epochs)) / 2``,
+        constant within the epoch (so hp 01 trains at 0.1 throughout); the last
+        ``warmup`` epochs (``e >= epochs``) train at ``eta_min``.
+        """
+        if epoch >= self.warmup and epoch < epochs:
+            return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * (epoch - self.warmup) / epochs)) / 2
+        if epoch >= epochs:
+            return self.eta_min
+        return (epoch / self.warmup + iteration / self.warmup) * self.lr
+
+    def total_epochs(self, hp: str) -> int:
+        """Epochs a run of budget ``hp`` trains: NATS-Bench's ``epochs + warmup``."""
+        return epochs_of(hp) + self.warmup
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def trained_epochs(params: dict) -> dict[str, int]:
+    """Epochs each budget of a configuration trains (``{hp: epochs + warmup}``), from its protocol."""
+    train = params["train"]
+    return {hp: Protocol.nats(hp).with_overrides(train.get("protocol")).total_epochs(hp) for hp in train["budgets"]}
 
 
 def epochs_of(hp: str) -> int:

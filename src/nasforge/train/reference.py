@@ -2,14 +2,15 @@
 
 It is the yardstick every faster engine is checked against, so it stays
 simple. Two choices make an arch's numbers independent of which shard (or
-group) it runs in: the weights are drawn from a seed derived from (seed, arch
-index) alone, and the data order and augmentation from a fresh generator
-seeded by the seed alone, so every arch of a seed sees the same batches.
+group) it runs in: the weights are drawn right after ``torch.manual_seed(seed)``,
+as NATS-Bench's ``evaluate_for_seed`` draws them (so seed 777 gives NATS-Bench's
+seed-777 initial weights), and the data order and augmentation come from a
+fresh generator seeded by the seed alone, so every arch of a seed sees the
+same batches.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +23,9 @@ from nasforge.train.protocol import Protocol
 from nasforge.train.splits import Splits
 
 
-def init_seed(seed: int, arch_index: int) -> int:
-    """The weight-init seed of an arch: a hash of (seed, index), not its position anywhere."""
-    digest = hashlib.sha256(f"nasforge-init:{seed}:{arch_index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+# Splits evaluated after every epoch, in table-column order. ``valtest`` is NATS-Bench's
+# ``ori-test`` on cifar100 and ImageNet16-120: the whole set that valid and test halve.
+EVAL_SPLITS = ("valid", "test", "valtest")
 
 
 def data_generator(seed: int) -> torch.Generator:
@@ -35,7 +35,7 @@ def data_generator(seed: int) -> torch.Generator:
 
 def make_network(space: str, arch_index: int, seed: int, splits: Splits, device: torch.device) -> torch.nn.Module:
     """Weights drawn on the CPU (so identical on every device), then moved."""
-    torch.manual_seed(init_seed(seed, arch_index))
+    torch.manual_seed(seed)
     net = build_network(space, arch_index, splits.num_classes, splits.in_channels)
     # channels_last: oneDNN's NHWC kernels train these thin nets ~3x faster on CPU; cuDNN prefers it too.
     return net.to(device=device, memory_format=torch.channels_last)
@@ -50,15 +50,15 @@ def make_optimizer(net: torch.nn.Module, protocol: Protocol) -> torch.optim.SGD:
 def train_batches(splits: Splits, protocol: Protocol, generator: torch.Generator, optimizer: torch.optim.Optimizer,
                   epoch: int, epochs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch's augmented (images, labels) batches in the seed's order, setting the lr before
-    each as NATS-Bench anneals it per iteration. Every engine draws its data here, so every engine
-    sees the same batches."""
+    each as NATS-Bench's scheduler does (``scheduler.update(None, i / iters)``). Every engine draws
+    its data here, so every engine sees the same batches."""
     images, labels = splits.train
     n = len(images)
     iters = math.ceil(n / protocol.batch_size)
     order = torch.randperm(n, generator=generator).to(images.device)
     for i in range(iters):
         for group in optimizer.param_groups:
-            group["lr"] = protocol.lr_at(epoch + i / iters, epochs)
+            group["lr"] = protocol.lr_at(epoch, i / iters, epochs)
         batch = order[i * protocol.batch_size : (i + 1) * protocol.batch_size]
         x = splits.augmentation.train(images[batch], generator).contiguous(memory_format=torch.channels_last)
         yield x, labels[batch]
@@ -74,8 +74,8 @@ def eval_batches(images: torch.Tensor, labels: torch.Tensor, splits: Splits,
 
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, splits: Splits,
-             batch_size: int) -> tuple[float, float]:
-    """(mean loss, accuracy in %) with BN in inference mode."""
+             batch_size: int) -> tuple[float, int, int]:
+    """(summed loss, correct predictions, images) with BN in inference mode."""
     net.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
@@ -83,8 +83,23 @@ def evaluate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, s
         logits = net(x)[1]
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
-    n = len(images)
-    return loss_sum.item() / n, 100.0 * correct.item() / n
+    return loss_sum.item(), int(correct.item()), len(images)
+
+
+def eval_metrics(sums: dict[str, tuple[float, int, int]], splits: Splits) -> dict[str, float | None]:
+    """``{split}_loss`` (mean) and ``{split}_acc`` (%) of every column of ``EVAL_SPLITS``; None where
+    the dataset has no such split. ``valtest`` pools the valid and test passes: the two halve the
+    set NATS-Bench evaluates as ``ori-test``, so their sums are its sums, with no third pass."""
+    sums = dict(sums)
+    if splits.valtest:
+        (lv, cv, nv), (lt, ct, nt) = sums["valid"], sums["test"]
+        sums["valtest"] = (lv + lt, cv + ct, nv + nt)
+    row: dict[str, float | None] = {}
+    for split in EVAL_SPLITS:
+        loss, correct, n = sums.get(split, (None, None, None))
+        row[f"{split}_loss"] = None if n is None else loss / n
+        row[f"{split}_acc"] = None if n is None else 100.0 * correct / n
+    return row
 
 
 def sync(device: torch.device) -> None:
@@ -102,7 +117,8 @@ def train_arch(
     device: torch.device,
     on_epoch: Callable[[int], None] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Train one arch; return per-epoch metric rows and per-epoch timing rows.
+    """Train one arch for ``epochs`` (the budget) plus the protocol's warm-up epochs; return
+    per-epoch metric rows and per-epoch timing rows.
 
     A non-finite training loss marks that epoch and every later one
     ``diverged`` with NaN metrics; training of this arch stops there.
@@ -114,8 +130,8 @@ def train_arch(
     n = len(images)
     metrics, timings = [], []
     diverged = False
-    for epoch in range(epochs):
-        lr_first = protocol.lr_at(epoch, epochs)
+    for epoch in range(epochs + protocol.warmup):
+        lr_first = protocol.lr_at(epoch, 0.0, epochs)
         if diverged:
             metrics.append(diverged_row(epoch, lr_first, splits))
             timings.append({"epoch": epoch, "train_seconds": 0.0, "eval_seconds": 0.0})
@@ -147,11 +163,8 @@ def train_arch(
             continue
         row = {"epoch": epoch, "lr": lr_first, "train_loss": train_loss, "train_acc": 100.0 * correct.item() / n}
         start = time.perf_counter()
-        for split in ("valid", "test"):
-            if split in splits.evals:
-                row[f"{split}_loss"], row[f"{split}_acc"] = evaluate(net, *splits.evals[split], splits, protocol.batch_size)
-            else:
-                row[f"{split}_loss"] = row[f"{split}_acc"] = None
+        sums = {split: evaluate(net, *data, splits, protocol.batch_size) for split, data in splits.evals.items()}
+        row.update(eval_metrics(sums, splits))
         sync(device)
         row["diverged"] = False
         metrics.append(row)
@@ -164,9 +177,8 @@ def train_arch(
 def diverged_row(epoch: int, lr: float, splits: Splits) -> dict:
     nan = float("nan")
     row = {"epoch": epoch, "lr": lr, "train_loss": nan, "train_acc": nan, "diverged": True}
-    for split in ("valid", "test"):
-        value = nan if split in splits.evals else None
-        row[f"{split}_loss"] = row[f"{split}_acc"] = value
+    present = eval_metrics({s: (nan, 0, 1) for s in splits.evals}, splits)
+    row.update({k: None if v is None else nan for k, v in present.items()})
     return row
 
 

@@ -31,6 +31,7 @@ import polars as pl
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from nasforge import numerics
 from nasforge.models import cost
 from nasforge.spaces import get_space
 from nasforge.spaces.plan import pack_groups
@@ -45,7 +46,8 @@ METRICS_SCHEMA = {
     "space": pl.String, "arch_index": pl.Int64, "arch": pl.String, "dataset": pl.String, "hp": pl.String,
     "seed": pl.Int64, "epoch": pl.Int64, "lr": pl.Float64,
     "train_loss": pl.Float64, "train_acc": pl.Float64, "valid_loss": pl.Float64, "valid_acc": pl.Float64,
-    "test_loss": pl.Float64, "test_acc": pl.Float64, "diverged": pl.Boolean,
+    "test_loss": pl.Float64, "test_acc": pl.Float64, "valtest_loss": pl.Float64, "valtest_acc": pl.Float64,
+    "diverged": pl.Boolean,
 }
 TIMING_SCHEMA = {
     "space": pl.String, "arch_index": pl.Int64, "dataset": pl.String, "hp": pl.String, "seed": pl.Int64,
@@ -124,7 +126,7 @@ def _archs_from_plan(plan: Path, job: ShardJob) -> list[int]:
 
 def run_shard(job: ShardJob) -> Path:
     """Train every arch of the shard that is not yet done, then assemble its tables."""
-    epochs = epochs_of(job.hp)
+    epochs = epochs_of(job.hp)  # the budget; warm-up epochs, if the protocol has any, come on top
     if job.engine not in ENGINES:
         raise ValueError(f"unknown engine {job.engine!r}: expected one of {list(ENGINES)}")
     archs = shard_archs(job)
@@ -135,6 +137,7 @@ def run_shard(job: ShardJob) -> Path:
         "space": job.space, "dataset": job.dataset, "hp": job.hp, "seed": job.seed, "shard": job.shard,
         "of": job.of, "archs": archs, "epochs": epochs, "protocol": job.protocol.as_dict(),
         "engine": job.engine, "device_type": device.type, "threads": job.threads,
+        "cpu_isa": numerics.level(),
     }
     _claim_parts(parts, config)
     done = {int(p.name.split(".")[0]) for p in parts.glob("*.metrics.parquet")}
@@ -224,7 +227,8 @@ def _assemble(job: ShardJob, archs: list[int], parts: Path, env: dict, config: d
         return pl.concat([pl.read_parquet(parts / f"{i}.{kind}.parquet") for i in archs])
 
     meta = {"environment": env, "job": config}
-    write_table(gather("timing"), job.output("timing"), KEYS, meta)
-    write_table(gather("cost"), job.output("cost"), ["arch_index"], meta)
+    measured_meta = {**meta, "host": environment.host()}
+    write_table(gather("timing"), job.output("timing"), KEYS, measured_meta)
+    write_table(gather("cost"), job.output("cost"), ["arch_index"], measured_meta)
     write_table(gather("metrics"), job.output(), KEYS, meta)  # last: its presence means the shard is complete
 

@@ -18,6 +18,7 @@ class Splits:
     num_classes: int
     in_channels: int
     dataset: str
+    valtest: bool = False  # valid and test halve one set, NATS-Bench's ori-test (cifar100, ImageNet16-120)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -34,4 +35,5 @@ def load_splits(folder: Path | str, device: torch.device) -> Splits:
         num_classes=manifest["num_classes"],
         in_channels=manifest["shape"][0],
         dataset=manifest["dataset"],
+        valtest=manifest.get("valtest", False),
     )

@@ -31,6 +31,7 @@ from nasforge.aggregate import ARCH_KEYS, EPOCH_KEYS, METRICS
 from nasforge.data.registry import get_dataset
 from nasforge.models import cost
 from nasforge.spaces.tss import isomorphism_key, parse_arch
+from nasforge.train.protocol import trained_epochs
 from nasforge.train.shard import METRICS_SCHEMA
 
 RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)  # fixed: Data Docs paths embed it
@@ -49,6 +50,7 @@ class Expected:
     archs: list[int]
     datasets: list[str]
     budgets: list[str]
+    epochs: dict[str, int]  # epochs trained per budget: the budget plus any warm-up
     seeds: list[int]
     chance_tolerance: float
     isomorphic_tolerance: float
@@ -108,15 +110,18 @@ def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str,
     from great_expectations.expectations.row_conditions import Column
 
     n_archs, n_settings = len(e.archs), len(e.datasets) * len(e.budgets)
-    epoch_rows = n_archs * len(e.datasets) * len(e.seeds) * sum(int(h) for h in e.budgets)
+    epoch_rows = n_archs * len(e.datasets) * len(e.seeds) * sum(e.epochs[h] for h in e.budgets)
     ok = Column("diverged") == False  # noqa: E712 - builds a GE condition, not a Python comparison
-    with_valid = [d for d in e.datasets if "valid" in get_dataset(d).eval_splits]
-    valid_rows = ok & Column("dataset").is_in(with_valid)
+    with_split = {
+        "valid": [d for d in e.datasets if "valid" in get_dataset(d).eval_splits],
+        "valtest": [d for d in e.datasets if get_dataset(d).valtest],
+    }
     acc_cols = [m for m in METRICS if m.endswith("_acc")]
     loss_cols = [m for m in METRICS if m.endswith("_loss")]
 
     def conditioned(col: str):
-        return valid_rows if col.startswith("valid_") else ok
+        split = col.rsplit("_", 1)[0]
+        return ok & Column("dataset").is_in(with_split[split]) if split in with_split else ok
 
     epochs_suite = [
         gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(EPOCHS_SCHEMA)),
@@ -247,6 +252,7 @@ def expected_from_params(params: dict, plan_path: Path) -> Expected:
     return Expected(
         space=params["space"], archs=sorted(pl.read_parquet(plan_path)["arch_index"].to_list()),
         datasets=list(params["datasets"]), budgets=list(params["train"]["budgets"]),
+        epochs=trained_epochs(params),
         seeds=list(params["train"]["seeds"]), chance_tolerance=float(v["chance_tolerance"]),
         isomorphic_tolerance=float(v["isomorphic_tolerance"]), seed_spread_max=float(v["seed_spread_max"]),
     )
