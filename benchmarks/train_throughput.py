@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -83,9 +82,11 @@ def main() -> None:
                 "wall_seconds": round(wall, 2),
             })
     env = environment.describe(device)
+    host = environment.host()
     report = {"benchmark": "train_throughput", "engine": "reference", "images_per_epoch": images,
-              "epochs": args.epochs, "environment": env, "host": platform.node(), "results": results}
-    print(f"reference engine on {env['device']} ({device.type}, {env['threads']} threads), {images} images/epoch")
+              "epochs": args.epochs, "environment": env, "host": host, "results": results}
+    where = env["device"] if device.type == "cuda" else f"{host['cpu']}, CPU kernels {env['numerics.cpu_isa']}"
+    print(f"reference engine on {where} ({device.type}, {env['threads']} threads), {images} images/epoch")
     print(f"{'cell':<6} {'MFLOPs':>7} {'s/epoch':>9} {'s/50k img':>10} {'img/s':>9}")
     for r in results:
         print(f"{r['cell']:<6} {r['mflops']:>7.1f} {r['train_seconds_per_epoch']:>9.3f} "

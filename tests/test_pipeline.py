@@ -29,7 +29,8 @@ TINY = {
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"]},
     "train": {"budgets": ["01"], "seeds": [777], "engine": "reference", "device": "cpu", "threads": 1,
               "latency_repeats": 1, "protocol": {"batch_size": 128}},
-    "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 20.0},
+    "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 20.0,
+                 "seed_spread_median_max": 10.0},
     "search": {"algorithms": ["random", "rea", "reinforce", "bohb", "local", "naswot"], "runs": 2,
                "time_model": "flops", "gflops": 100.0, "time_budget": {"mnist5k": 5.0}, "naswot_samples": 2,
                "proxies": {"batch_size": 8}},
@@ -155,3 +156,19 @@ def test_a_corrupted_shard_blocks_the_release_and_bad_params_are_named(tmp_path)
     (root / RELEASE / "DATACARD.md").write_text("edited")
     result = run(["nasforge", "release", "verify", RELEASE], root, check=False)
     assert result.returncode == 1 and "DATACARD.md: sha256 differs" in result.stderr
+
+
+def test_the_embedded_build_gives_the_golden_bytes(tmp_path):
+    """params.yaml as committed, rebuilt from a fresh copy: every deterministic file has the sha256
+    in tests/golden/embedded.sha256, on whatever CPU runs this (the kernels' instruction set is pinned)."""
+    from golden.update import GOLDEN, digests, read
+
+    root = workspace(tmp_path, yaml.safe_load((ROOT / "params.yaml").read_text()))
+    run(["nasforge", "pipeline"], root)
+    expected, actual = read(), digests(root / "results")
+    if actual != expected:
+        changed = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])
+        report = (f"missing: {sorted(expected.keys() - actual.keys())}\nunexpected: "
+                  f"{sorted(actual.keys() - expected.keys())}\nchanged ({len(changed)}): {changed}")
+        raise AssertionError(f"the embedded build differs from {GOLDEN.name}; if numbers moved on purpose, "
+                             f"update it in the same commit (python tests/golden/update.py results):\n{report}")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -73,11 +72,13 @@ def naswot_score(codes: torch.Tensor) -> float:
 
 
 def jacob_cov_score(jacobian: torch.Tensor) -> float:
-    j = jacobian.reshape(len(jacobian), -1).double().cpu().numpy()
-    if (j.std(axis=1) == 0).any():
+    """In torch on the CPU, not numpy: torch's LAPACK is MKL under the pinned ``MKL_CBWR``, while
+    numpy's OpenBLAS picks its kernels by CPU, and the score must not depend on the CPU."""
+    j = jacobian.reshape(len(jacobian), -1).double().cpu()
+    if (j.std(dim=1) == 0).any():
         return -math.inf  # an image the output does not depend on: the correlation is undefined
-    eigenvalues = np.linalg.eigvalsh(np.corrcoef(j))
-    return float(-np.sum(np.log(eigenvalues + JACOB_K) + 1.0 / (eigenvalues + JACOB_K)))
+    eigenvalues = torch.linalg.eigvalsh(torch.corrcoef(j))
+    return float(-torch.sum(torch.log(eigenvalues + JACOB_K) + 1.0 / (eigenvalues + JACOB_K)))
 
 
 def batch_proxies(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

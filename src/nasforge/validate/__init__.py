@@ -55,6 +55,7 @@ class Expected:
     chance_tolerance: float
     isomorphic_tolerance: float
     seed_spread_max: float
+    seed_spread_median_max: float
 
 
 def _schema_frame(table: pl.DataFrame, expected: dict) -> pl.DataFrame:
@@ -105,6 +106,14 @@ def _chance_frame(archs: pl.DataFrame, space: str) -> pl.DataFrame:
                                       "test_acc_mean": pl.Float64, "distance_from_chance": pl.Float64})
 
 
+def _seed_spread_frame(archs: pl.DataFrame) -> pl.DataFrame:
+    """Per (dataset, hp): the median over archs of the seed std of final test accuracy. One chaotic
+    arch moves it little; a broken seed or rows joined to the wrong arch move every arch, and it."""
+    return (archs.filter(~pl.col("diverged")).group_by(["dataset", "hp"], maintain_order=True)
+            .agg(pl.col("test_acc_std").median().alias("median_test_acc_std"), pl.len().alias("archs"))
+            .sort("dataset", "hp"))
+
+
 def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str, tuple[pl.DataFrame, list]]:
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
@@ -147,9 +156,12 @@ def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str,
         gxe.ExpectColumnValuesToNotBeNull(column="test_acc_mean", row_condition=ok),
         gxe.ExpectColumnValuesToNotBeNull(column="canonical_index"),
     ]
+    derived = {}
     if len(e.seeds) > 1:
         archs_suite.append(gxe.ExpectColumnValuesToBeBetween(
             column="test_acc_std", min_value=0, max_value=e.seed_spread_max, row_condition=ok))
+        derived["seed_spread"] = (_seed_spread_frame(archs), [gxe.ExpectColumnValuesToBeBetween(
+            column="median_test_acc_std", min_value=0, max_value=e.seed_spread_median_max)])
     schema = _schema_frame(epochs, EPOCHS_SCHEMA)
     return {
         "epochs": (epochs, epochs_suite),
@@ -162,6 +174,7 @@ def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str,
             gxe.ExpectColumnValuesToBeBetween(column="excess", max_value=0.0)]),
         "chance": (_chance_frame(archs, e.space), [
             gxe.ExpectColumnValuesToBeBetween(column="distance_from_chance", min_value=0, max_value=e.chance_tolerance)]),
+        **derived,
     }
 
 
@@ -255,6 +268,7 @@ def expected_from_params(params: dict, plan_path: Path) -> Expected:
         epochs=trained_epochs(params),
         seeds=list(params["train"]["seeds"]), chance_tolerance=float(v["chance_tolerance"]),
         isomorphic_tolerance=float(v["isomorphic_tolerance"]), seed_spread_max=float(v["seed_spread_max"]),
+        seed_spread_median_max=float(v["seed_spread_median_max"]),
     )
 
 
