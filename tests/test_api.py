@@ -169,3 +169,12 @@ def test_query_cli(release):
     assert result.exit_code == 0 and "seed 888" in result.output
     result = runner.invoke(app, ["query", str(release), str(index), "--dataset", "cifar100"])
     assert result.exit_code == 2 and "not in this release" in result.output
+
+
+def test_a_release_from_before_0_2_0_is_refused_with_the_fix(tmp_path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pl.DataFrame({"dataset": ["mnist5k"], "hp": ["01"], "arch_index": [0], "test_acc_mean": [50.0]}).write_parquet(
+        tables / "archs.parquet")
+    with pytest.raises(QueryError, match=r"valtest_loss_mean.*before 0\.2\.0.*nasforge pipeline"):
+        Benchmark.from_tables(tmp_path, "tss", tables, tmp_path / "times.parquet")

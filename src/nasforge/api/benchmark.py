@@ -87,6 +87,10 @@ class Benchmark:
         """A benchmark over ``archs.parquet``/``epochs.parquet`` in ``tables`` and measured ``times``,
         before any release exists: the pipeline's search phase queries the aggregated tables."""
         archs = pl.read_parquet(Path(tables) / "archs.parquet")
+        missing = [f"{m}_mean" for m in FINAL if f"{m}_mean" not in archs.columns]
+        if missing:
+            raise QueryError(f"{Path(tables) / 'archs.parquet'}: no columns {missing}; it was built by nasforge "
+                             f"before 0.2.0 (no valtest, another lr schedule): rebuild it with `nasforge pipeline`")
         columns = _Columns(archs)
         rows = {key: i for i, key in enumerate(zip(columns["dataset"], columns["hp"], columns["arch_index"], strict=True))}
         return cls(Path(root), manifest or {"space": space}, archs, rows, columns, frozenset(columns["arch_index"]),
