@@ -61,15 +61,21 @@ def pin_environment() -> None:
     os.environ.update(LEVELS[level()])
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
-    """The CPU's feature flags, or None where the platform does not say (not Linux)."""
+def _cpuinfo(field: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first CPU's value of one /proc/cpuinfo field, or None where the platform does not say."""
     try:
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if line.split(":", 1)[0].strip() == field:
+                return line.split(":", 1)[1].strip()
     except OSError:
         return None
     return None
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags, or None where the platform does not say (not Linux)."""
+    flags = _cpuinfo("flags")
+    return None if flags is None else set(flags.split())
 
 
 def check_cpu(flags: set[str] | None = None) -> None:
@@ -94,14 +100,8 @@ def describe() -> dict[str, str]:
     return settings
 
 
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def cpu_model() -> str:
     """The CPU's model name: for the measured tree only, never a deterministic file."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import platform
 
-    return platform.processor() or "unknown"
+    return _cpuinfo("model name") or platform.processor() or "unknown"
