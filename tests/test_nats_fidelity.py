@@ -18,6 +18,7 @@ from conftest import ALL_CONV
 from nasforge.data.registry import DATASETS, nats_split_indices
 from nasforge.models import build_network
 from nasforge.spaces import get_space
+from nasforge.spaces.sss import FIXED_CELL
 from nasforge.train import Protocol
 from nasforge.train.reference import eval_metrics, make_optimizer, train_batches
 from nasforge.train.splits import Splits
@@ -86,24 +87,15 @@ def test_train_batches_sets_those_lrs_on_the_optimizer():
 def xautodl_network(space: str, index: int, classes: int):
     from xautodl.config_utils import dict2config
     from xautodl.models import get_cell_based_tiny_net
-
-    if space == "tss":
-        config = {"name": "infer.tiny", "C": 16, "N": 5, "genotype": _structure(TSS.arch(index)),
-                  "num_classes": classes}
-    else:
-        from xautodl.models.cell_searchs.genotypes import Structure
-
-        config = {"name": "infer.shape.tiny", "channels": tuple(int(c) for c in SSS.arch(index).split(":")),
-                  "genotype": Structure.str2structure(
-                      "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"),
-                  "num_classes": classes}
-    return get_cell_based_tiny_net(dict2config(config, None))
-
-
-def _structure(arch: str):
     from xautodl.models.cell_searchs.genotypes import Structure
 
-    return Structure.str2structure(arch)
+    if space == "tss":
+        config = {"name": "infer.tiny", "C": 16, "N": 5, "genotype": Structure.str2structure(TSS.arch(index)),
+                  "num_classes": classes}
+    else:
+        config = {"name": "infer.shape.tiny", "channels": tuple(int(c) for c in SSS.arch(index).split(":")),
+                  "genotype": Structure.str2structure(FIXED_CELL), "num_classes": classes}
+    return get_cell_based_tiny_net(dict2config(config, None))
 
 
 @pytest.mark.parametrize("space,index", [("tss", 0), ("tss", 9), ("tss", 123), ("tss", TSS.index(ALL_CONV)),
