@@ -14,8 +14,10 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/release.smk"
 
 
+# Every wildcard that reaches a shell command is one of a fixed set of words.
 wildcard_constraints:
     space="tss|sss",
+    dataset="cifar10-valid|cifar10|cifar100|ImageNet16-120|mnist5k",
     hp="[0-9]+",
     seed="[0-9]+",
     k="[0-9]+",

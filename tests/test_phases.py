@@ -16,6 +16,8 @@ from nasforge.analysis import analyse
 from nasforge.config import ParamsError, check_params, load_params
 from nasforge.release import build_release, verify
 from nasforge.spaces.plan import make_plan, sample_archs
+from nasforge.tables import write_table
+from nasforge.train.shard import KEYS
 from nasforge.validate import ValidationFailed, expected_from_params, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +27,7 @@ PARAMS = {
     "space": "tss",
     "datasets": ["mnist5k"],
     "plan": {"archs": 8, "sample_seed": 1, "shards": 3, "include": [ALL_CONV, ALL_NONE]},
-    "train": {"budgets": ["02"], "seeds": [777, 888]},
+    "train": {"budgets": ["12"], "seeds": [777, 888]},
     "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 5.0,
                  "seed_spread_median_max": 2.0},
     "search": {"algorithms": ["random", "rea", "reinforce", "bohb", "local", "naswot"], "runs": 3,
@@ -90,10 +92,10 @@ def _aggregate(results):
 def test_aggregate_tables(results):
     written = _aggregate(results)
     epochs, archs = pl.read_parquet(written["epochs"]), pl.read_parquet(written["archs"])
-    assert epochs.height == 8 * 2 * 2 and archs.height == 8
+    assert epochs.height == 8 * 12 * 2 and archs.height == 8
     row = archs.row(0, named=True)
     assert row["seeds"] == [777, 888] and row["n_seeds"] == 2
-    final = epochs.filter((pl.col("arch_index") == row["arch_index"]) & (pl.col("epoch") == 1)).sort("seed")
+    final = epochs.filter((pl.col("arch_index") == row["arch_index"]) & (pl.col("epoch") == 11)).sort("seed")
     assert row["test_acc_seeds"] == final["test_acc"].to_list()
     assert row["test_acc_mean"] == pytest.approx(final["test_acc"].mean())
     assert row["test_acc_std"] == pytest.approx(final["test_acc"].std())
@@ -102,13 +104,13 @@ def test_aggregate_tables(results):
 
 
 def test_aggregate_names_missing_and_doubled_archs(results):
-    shard = results / "train/tss/mnist5k/hp02/seed888/shard1.parquet"
+    shard = results / "train/tss/mnist5k/hp12/seed888/shard1.parquet"
     table = pl.read_parquet(shard)
     gone = table["arch_index"][0]
-    table.filter(pl.col("arch_index") != gone).write_parquet(shard)
-    with pytest.raises(CoverageError, match=rf"mnist5k hp02 seed888: missing archs \[{gone}\]"):
+    write_table(table.filter(pl.col("arch_index") != gone), shard, KEYS)  # a job that lost an arch
+    with pytest.raises(CoverageError, match=rf"mnist5k hp12 seed888: missing archs \[{gone}\]"):
         _aggregate(results)
-    pl.concat([table, table]).write_parquet(shard)
+    write_table(pl.concat([table, table]), shard, KEYS)
     with pytest.raises(CoverageError, match="more than once"):
         _aggregate(results)
     shard.unlink()
@@ -143,12 +145,12 @@ def test_validation_passes_and_writes_stable_reports(results):
                               .otherwise(60.0)), "distance_from_chance"),
 ])
 def test_a_corrupted_shard_fails_validation_and_blocks_the_release(results, corrupt, expectation):
-    shard = results / "train/tss/mnist5k/hp02/seed777/shard0.parquet"
-    corrupt(pl.read_parquet(shard)).write_parquet(shard)
-    shard = results / "train/tss/mnist5k/hp02/seed777/shard1.parquet"
-    corrupt(pl.read_parquet(shard)).write_parquet(shard)
-    shard = results / "train/tss/mnist5k/hp02/seed777/shard2.parquet"
-    corrupt(pl.read_parquet(shard)).write_parquet(shard)
+    shard = results / "train/tss/mnist5k/hp12/seed777/shard0.parquet"
+    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS)  # a trainer that wrote bad numbers
+    shard = results / "train/tss/mnist5k/hp12/seed777/shard1.parquet"
+    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS)  # a trainer that wrote bad numbers
+    shard = results / "train/tss/mnist5k/hp12/seed777/shard2.parquet"
+    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS)  # a trainer that wrote bad numbers
     _aggregate(results)
     with pytest.raises(ValidationFailed, match=expectation):
         _validate(results)
@@ -171,7 +173,7 @@ def test_figures_are_byte_stable(results, tmp_path):
     b = analyse(results / "bench/tss/archs.parquet", tmp_path / "b")
     assert {k: p.read_bytes() for k, p in a.items()} == {k: p.read_bytes() for k, p in b.items()}
     assert len([p for p in a.values() if p.suffix == ".png"]) == 5
-    metrics = json.loads(a["metrics"].read_text())["mnist5k/hp02"]
+    metrics = json.loads(a["metrics"].read_text())["mnist5k/hp12"]
     assert metrics["archs"] == 8 and metrics["best"]["test_acc_mean"] == metrics["test_acc"]["max"]
 
 

@@ -15,6 +15,9 @@ import polars as pl
 import pytest
 import yaml
 
+from nasforge.tables import write_table
+from nasforge.train.shard import KEYS
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,15 +145,21 @@ def test_a_corrupted_shard_blocks_the_release_and_bad_params_are_named(tmp_path)
 
     run(["nasforge", "pipeline", "phase_train"], root)
     shard = root / "results/train/tss/mnist5k/hp01/seed777/shard0.parquet"
-    original = shard.read_bytes()
+    original, checksum = shard.read_bytes(), Path(f"{shard}.sha256").read_bytes()
     table = pl.read_parquet(shard)
-    table.with_columns(test_acc=pl.col("test_acc") + 100).write_parquet(shard)  # a wrong accuracy
+    table.with_columns(test_acc=pl.col("test_acc") + 100).write_parquet(shard)  # edited by hand: bytes change
+    result = run(["nasforge", "pipeline"], root, check=False)
+    assert result.returncode != 0 and not (root / RELEASE).exists()
+    assert "shard0.parquet: its bytes do not match shard0.parquet.sha256" in (
+        root / "results/logs/aggregate/tss.log").read_text()
+    write_table(table.with_columns(test_acc=pl.col("test_acc") + 100), shard, KEYS)  # a trainer's wrong accuracy
     result = run(["nasforge", "pipeline"], root, check=False)
     assert result.returncode != 0
     assert not (root / RELEASE).exists() and not (root / "results/validate/tss/summary.json").exists()
     assert '"success": false' in (root / "results/validate/tss/validation.json").read_text()
 
     shard.write_bytes(original)
+    Path(f"{shard}.sha256").write_bytes(checksum)
     run(["nasforge", "pipeline", "--forcerun", "aggregate"], root)
     run(["nasforge", "release", "verify", RELEASE], root)
     (root / RELEASE / "DATACARD.md").write_text("edited")

@@ -42,8 +42,8 @@ def bench(tmp_path_factory):
 def test_each_algorithm_finds_the_best_arch_when_it_can_afford_the_whole_space(bench, algo):
     archs = bench.archs
     best_valid = archs["valid_acc_mean"].max()
-    whole_space = 40 * sum(bench.cost(i, "mnist5k", "02")["train_seconds_total"] for i in bench.indices)
-    trajectories = run_search(bench, algo, "mnist5k", "02", whole_space, runs=5)
+    whole_space = 40 * sum(bench.cost(i, "mnist5k", "12")["train_seconds_total"] for i in bench.indices)
+    trajectories = run_search(bench, algo, "mnist5k", "12", whole_space, runs=5)
     finals = final_results(trajectories).row(0, named=True)
     last = trajectories.group_by("run").agg(pl.all().sort_by("step").last())
     assert (last["best_valid_acc"] == best_valid).all(), last
@@ -53,9 +53,9 @@ def test_each_algorithm_finds_the_best_arch_when_it_can_afford_the_whole_space(b
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))
 def test_runs_are_reproducible_by_seed_and_respect_the_time_budget(bench, algo):
-    budget = 3 * bench.cost(bench.indices[0], "mnist5k", "02")["train_seconds_total"]
-    a = run_search(bench, algo, "mnist5k", "02", budget, runs=3, first_seed=10)
-    b = run_search(bench, algo, "mnist5k", "02", budget, runs=3, first_seed=10)
+    budget = 3 * bench.cost(bench.indices[0], "mnist5k", "12")["train_seconds_total"]
+    a = run_search(bench, algo, "mnist5k", "12", budget, runs=3, first_seed=10)
+    b = run_search(bench, algo, "mnist5k", "12", budget, runs=3, first_seed=10)
     assert a.equals(b)
     for _, run in a.group_by("run"):
         times = run.sort("step")["simulated_seconds"].to_list()
@@ -65,12 +65,12 @@ def test_runs_are_reproducible_by_seed_and_respect_the_time_budget(bench, algo):
                 or algo == "bohb")
         best = run.sort("step")["best_valid_acc"].to_list()
         assert best == sorted(best)  # best-so-far never decreases
-    c = run_search(bench, algo, "mnist5k", "02", budget * 20, runs=3, first_seed=11)
+    c = run_search(bench, algo, "mnist5k", "12", budget * 20, runs=3, first_seed=11)
     assert not c.equals(b)
 
 
 def test_neighbours_and_mutation_stay_on_held_archs(bench):
-    env = SimulatedBench(bench, "mnist5k", "02", random.Random(0), 1e9)
+    env = SimulatedBench(bench, "mnist5k", "12", random.Random(0), 1e9)
     for index in bench.indices:
         neighbours = env.neighbours(index)
         assert neighbours and index not in neighbours
@@ -87,23 +87,23 @@ def test_neighbours_and_mutation_stay_on_held_archs(bench):
 
 def test_search_errors_and_cli(bench, tmp_path):
     with pytest.raises(ValueError, match="unknown algorithm"):
-        run_search(bench, "darts", "mnist5k", "02", 100, 1)
+        run_search(bench, "darts", "mnist5k", "12", 100, 1)
     with pytest.raises(QueryError, match="not in this release"):
-        run_search(bench, "rea", "cifar100", "02", 100, 1)
+        run_search(bench, "rea", "cifar100", "12", 100, 1)
     runner = CliRunner()
     out = tmp_path / "rea.parquet"
     result = runner.invoke(app, ["search", str(bench.root), "--algo", "rea", "--runs", "4", "--time-budget", "50",
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "rea on mnist5k hp02, 4 runs" in result.output
+    assert "rea on mnist5k hp12, 4 runs" in result.output
     assert pl.read_parquet(out)["run"].unique().sort().to_list() == [0, 1, 2, 3]
     result = runner.invoke(app, ["search", str(bench.root), "--algo", "bogus"])
     assert result.exit_code == 2 and "unknown algorithm" in result.output
 
 
 def test_bohb_prunes_on_epochs_and_spends_its_whole_budget(bench):
-    budget = 30 * bench.cost(bench.indices[0], "mnist5k", "02")["train_seconds_total"]
-    env = SimulatedBench(bench, "mnist5k", "02", random.Random(3), budget)
+    budget = 30 * bench.cost(bench.indices[0], "mnist5k", "12")["train_seconds_total"]
+    env = SimulatedBench(bench, "mnist5k", "12", random.Random(3), budget)
     bohb(env)
     assert env.used >= budget and env.history
     # Hyperband stops some trials after one of the two epochs: more time was spent than full trials explain.
@@ -114,17 +114,17 @@ def test_bohb_prunes_on_epochs_and_spends_its_whole_budget(bench):
 def test_flops_time_model_charges_three_passes_per_training_image(bench):
     model = TimeModel("flops", gflops=50.0)
     index = bench.indices[2]
-    flops = bench.cost(index, "mnist5k", "02")["flops"] * 1e6
-    train, evaluation = model.epoch_seconds(bench, index, "mnist5k", "02")
+    flops = bench.cost(index, "mnist5k", "12")["flops"] * 1e6
+    train, evaluation = model.epoch_seconds(bench, index, "mnist5k", "12")
     assert train == pytest.approx(3 * flops * 4000 / 50e9) and evaluation == pytest.approx(flops * 1000 / 50e9)
-    env = SimulatedBench(bench, "mnist5k", "02", random.Random(0), 1e9, model)
+    env = SimulatedBench(bench, "mnist5k", "12", random.Random(0), 1e9, model)
     env.evaluate(index)
-    assert env.used == pytest.approx(2 * train + evaluation)
+    assert env.used == pytest.approx(12 * train + evaluation)
     with pytest.raises(ValueError, match="unknown time model 'wall'"):
         TimeModel("wall")
-    a = run_search(bench, "rea", "mnist5k", "02", 5.0, runs=2, time_model=model)
-    assert a.equals(run_search(bench, "rea", "mnist5k", "02", 5.0, runs=2, time_model=model))
-    assert not a.equals(run_search(bench, "rea", "mnist5k", "02", 5.0, runs=2, time_model=TimeModel("flops", 25.0)))
+    a = run_search(bench, "rea", "mnist5k", "12", 5.0, runs=2, time_model=model)
+    assert a.equals(run_search(bench, "rea", "mnist5k", "12", 5.0, runs=2, time_model=model))
+    assert not a.equals(run_search(bench, "rea", "mnist5k", "12", 5.0, runs=2, time_model=TimeModel("flops", 25.0)))
 
 
 SEARCH = {**PARAMS["search"], "algorithms": ["random", "rea", "bohb", "naswot"]}
@@ -135,7 +135,7 @@ def _perfect_proxies(bench, results):
     from nasforge.search.proxies import PROXIES, SCHEMA
     from nasforge.tables import write_table
 
-    archs = bench.archs.filter(pl.col("hp") == "02").sort("arch_index")
+    archs = bench.archs.filter(pl.col("hp") == "12").sort("arch_index")
     rows = [{"space": "tss", "dataset": "mnist5k", "arch_index": r["arch_index"], "arch": r["arch"], "seed": 777,
              "batch_size": 8, **{p: float(k) for k, p in enumerate(PROXIES)}, "naswot": r["test_acc_mean"],
              "params": r["params"], "flops": r["flops"]} for r in archs.iter_rows(named=True)]
@@ -163,7 +163,7 @@ def test_search_phase_is_byte_stable_and_lands_in_the_release(bench):
     assert all(f"| {a} |" in summary for a in SEARCH["algorithms"]) and "+-" in summary
 
     metrics = json.loads(analyse(results / "bench/tss/archs.parquet", results / "figures/tss", proxies)["metrics"].read_text())
-    correlations = metrics["mnist5k/hp02"]["proxies"]
+    correlations = metrics["mnist5k/hp12"]["proxies"]
     assert correlations["naswot"]["spearman"] == 1.0 and correlations["naswot"]["kendall"] == 1.0
     assert correlations["synflow"] == {"archs": 12, "spearman": None, "kendall": None}  # a constant proxy
 
@@ -199,4 +199,4 @@ def test_search_suite_errors_name_the_fix(bench, tmp_path):
         run_search_suite({**PARAMS, "search": {**SEARCH, "time_budget": {"cifar100": 1.0}}}, results)
     partial = pl.read_parquet(results / "search/tss/proxies.parquet").head(3)
     with pytest.raises(ValueError, match="no naswot score for 9 archs"):
-        naswot_search(bench, partial, "mnist5k", "02", 4, 1)
+        naswot_search(bench, partial, "mnist5k", "12", 4, 1)

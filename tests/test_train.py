@@ -12,7 +12,7 @@ import torch
 
 from conftest import ALL_CONV, ALL_NONE
 from nasforge.spaces import get_space
-from nasforge.tables import read_metadata
+from nasforge.tables import read_metadata, write_table
 from nasforge.train import Protocol, ShardJob, epochs_of, run_shard
 from nasforge.train import reference
 from nasforge.train.splits import Splits
@@ -152,6 +152,7 @@ def test_resume_refuses_other_settings(mnist_tiny, tmp_path):
     parts = tmp_path / "tss/mnist5k/hp01/seed777/shard0.parts"
     parts.mkdir(parents=True)
     (parts / "job.json").write_text('{"seed": 1}')
+    (parts / "5.metrics.parquet").write_bytes(b"")  # an arch trained under those settings
     with pytest.raises(ValueError, match="other settings"):
         run_shard(job(mnist_tiny, tmp_path, [LIGHT]))
     assert (parts / "job.json").read_text() == '{"seed": 1}'
@@ -188,7 +189,7 @@ def test_shard_selection(tmp_path):
 
     assert shard_archs(ShardJob("sss", "x", "01", 1, 2, 4))[:3] == [2, 6, 10]
     plan = tmp_path / "plan.parquet"
-    pl.DataFrame({"arch_index": [4, 1, 7, 3], "shard": [1, 0, 1, 0]}).write_parquet(plan)
+    write_table(pl.DataFrame({"arch_index": [4, 1, 7, 3], "shard": [1, 0, 1, 0]}), plan, ["arch_index"])
     assert shard_archs(ShardJob("tss", "x", "01", 1, 1, 2, plan=plan)) == [4, 7]
     with pytest.raises(ValueError, match="--of 3"):
         shard_archs(ShardJob("tss", "x", "01", 1, 1, 3, plan=plan))

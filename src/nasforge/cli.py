@@ -4,6 +4,7 @@ Snakemake rule stays a thin call and each step is testable on its own."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -35,8 +36,8 @@ def _space_name(value: str) -> str:
 def space_cmd(
     space: Annotated[str, typer.Argument(help="Search space: tss or sss.", callback=_space_name)],
     arch: Annotated[str, typer.Argument(help="An index (e.g. 0) or an arch string of the space.")],
-    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs: 10, 100 or 120.")] = 10,
-    input_size: Annotated[int, typer.Option("--input-size", help="Image side in pixels: 32 (CIFAR) or 16 (ImageNet16).")] = 32,
+    num_classes: Annotated[int, typer.Option("--num-classes", min=1, help="Classifier outputs: 10, 100 or 120.")] = 10,
+    input_size: Annotated[int, typer.Option("--input-size", min=4, help="Image side in pixels: 32 (CIFAR) or 16 (ImageNet16).")] = 32,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Look up one architecture: its index, string, canonical form, params and FLOPs."""
@@ -128,9 +129,9 @@ def train_shard_cmd(
     space: Annotated[str, typer.Option("--space", help="tss or sss.", callback=_space_name)],
     dataset: Annotated[str, typer.Option("--dataset", help="A prepared dataset, e.g. cifar10-valid or mnist5k.")],
     hp: Annotated[str, typer.Option("--hp", help="Budget in epochs, NATS-Bench style: 01, 12, 90, 200.")],
-    seed: Annotated[int, typer.Option("--seed", help="Training seed (NATS-Bench: 777, 888, 999).")],
-    shard: Annotated[int, typer.Option("--shard", help="This job's shard, 0-based.")] = 0,
-    of: Annotated[int, typer.Option("--of", help="Number of shards.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Training seed (NATS-Bench: 777, 888, 999).")],
+    shard: Annotated[int, typer.Option("--shard", min=0, help="This job's shard, 0-based.")] = 0,
+    of: Annotated[int, typer.Option("--of", min=1, help="Number of shards.")] = 1,
     plan: Annotated[Path | None, typer.Option("--plan", help="Plan table assigning archs to shards.")] = None,
     archs: Annotated[str | None, typer.Option("--archs", help="Explicit comma-separated arch indices (overrides --plan).")] = None,
     data: Annotated[Path, typer.Option("--data", help="Folder of prepared datasets.")] = Path("results/data"),
@@ -138,18 +139,23 @@ def train_shard_cmd(
     measured_out: Annotated[Path | None, typer.Option("--measured-out", help="Root of the measured timing and cost "
                             "tables [default: OUT's sibling measured/train].")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (fixed: results depend on it).")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (fixed: results depend on it).")] = 1,
     protocol_json: Annotated[str | None, typer.Option("--protocol-json", help="Overrides of NATS-Bench's protocol "
                              "as JSON, e.g. '{\"batch_size\": 128}' (params.yaml's train.protocol).")] = None,
-    latency_repeats: Annotated[int, typer.Option("--latency-repeats", help="Timed forward passes per latency figure.")] = 3,
+    latency_repeats: Annotated[int, typer.Option("--latency-repeats", min=1, help="Timed forward passes per latency figure.")] = 3,
     engine: Annotated[str, typer.Option("--engine", help="reference (one arch at a time) or fused (the plan's "
                       "groups, or packed here, trained as one computation).")] = "reference",
 ) -> None:
     """Train one shard of architectures and write its tables (resumes a killed job)."""
+    from nasforge.data.registry import DATASETS
     from nasforge.train import Protocol, ShardJob, run_shard
 
+    if dataset not in DATASETS:
+        _fail(f"--dataset {dataset!r} is not a dataset nasforge knows; expected one of {sorted(DATASETS)}")
+    if not DEVICE.match(device):
+        _fail(f"--device {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")
     try:
-        protocol = Protocol.nats(hp).with_overrides(json.loads(protocol_json) if protocol_json else None)
+        protocol = Protocol.nats(hp).with_overrides(_json_object(protocol_json, "--protocol-json"))
         measured = measured_out or out.parent / "measured" / out.name
         job = ShardJob(space, dataset, hp, seed, shard, of, data, out, measured, plan, _index_list(archs), device,
                        threads, protocol, latency_repeats, engine)
@@ -165,15 +171,48 @@ PARAMS_JSON_OPTION = typer.Option("--params-json", help="The relevant part of an
                                   "JSON (how Snakemake rules pass it); overrides --params.")
 
 
-def _params(path: Path, inline: str | None = None) -> dict:
-    from nasforge.config import ParamsError, load_params
+MAX_SEED = 2**32 - 1
+DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
 
-    if inline:
-        return json.loads(inline)
+
+def _json_object(text: str | None, option: str) -> dict | None:
+    if text is None:
+        return None
     try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        _fail(f"{option}: not valid JSON ({err.msg} at character {err.pos}): {text[:80]!r}")
+    if not isinstance(value, dict):
+        _fail(f"{option}: expected a JSON object {{...}}, got {type(value).__name__}")
+    return value
+
+
+def _params(path: Path, inline: str | None = None) -> dict:
+    """The configuration: params.yaml checked whole, or a rule's ``--params-json`` section checked
+    against the same schema (a section may omit whole top-level keys, never break one)."""
+    from nasforge.config import ParamsError, check_params, load_params
+
+    try:
+        if inline is not None:
+            params = _json_object(inline, "--params-json")
+            check_params(params, _schema(), "--params-json", partial=True)
+            return params
         return load_params(path)
     except ParamsError as err:
         _fail(str(err))
+
+
+def _schema() -> Path:
+    from nasforge.config import DEFAULT_SCHEMA
+
+    beside = Path(__file__).resolve().parents[2] / DEFAULT_SCHEMA
+    return DEFAULT_SCHEMA if DEFAULT_SCHEMA.is_file() else beside
+
+
+def _results(path: Path) -> Path:
+    if not path.is_dir():
+        _fail(f"--results {path}: no such folder; pass the folder the pipeline writes (results)")
+    return path
 
 
 @app.command("check-params")
@@ -220,10 +259,11 @@ def aggregate_cmd(
 
     p = _params(params, params_json)
     space = p["space"]
+    _results(results)
     try:
         written = aggregate(Layout.from_params(p, results), results / f"plan/{space}.parquet", results / f"bench/{space}",
                             results / f"measured/bench/{space}")
-    except CoverageError as err:
+    except (CoverageError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo("wrote " + ", ".join(str(w) for w in written.values()))
 
@@ -239,13 +279,15 @@ def validate_cmd(
 
     p = _params(params, params_json)
     space = p["space"]
-    bench = results / f"bench/{space}"
+    bench = _results(results) / f"bench/{space}"
     try:
         summary = validate(bench / "epochs.parquet", bench / "archs.parquet",
                            expected_from_params(p, results / f"plan/{space}.parquet"), results / f"validate/{space}")
     except ValidationFailed as err:
         typer.secho(f"validation failed: {err}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
     typer.echo(f"validation passed: {summary['expectations']} expectations; report in {results}/validate/{space}")
 
 
@@ -260,9 +302,12 @@ def analyse_cmd(
     from nasforge.analysis import analyse
 
     space = _params(params, params_json)["space"]
-    proxies = results / f"search/{space}/proxies.parquet"
-    paths = analyse(results / f"bench/{space}/archs.parquet", results / f"figures/{space}",
-                    proxies if proxies.is_file() else None)
+    proxies = _results(results) / f"search/{space}/proxies.parquet"
+    try:
+        paths = analyse(results / f"bench/{space}/archs.parquet", results / f"figures/{space}",
+                        proxies if proxies.is_file() else None)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
     typer.echo(f"wrote {len(paths)} files to {results}/figures/{space}")
 
 
@@ -276,7 +321,7 @@ def proxies_cmd(
     from nasforge.search.phase import compute_proxies
 
     try:
-        out = compute_proxies(_params(params, params_json), results)
+        out = compute_proxies(_params(params, params_json), _results(results))
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     typer.echo(f"wrote {out}")
@@ -293,7 +338,7 @@ def search_suite_cmd(
     from nasforge.search.phase import run_search_suite
 
     try:
-        paths = run_search_suite(_params(params, params_json), results)
+        paths = run_search_suite(_params(params, params_json), _results(results))
     except (FileNotFoundError, ValueError, QueryError) as err:
         _fail(str(err))
     typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")
@@ -319,8 +364,9 @@ def pipeline_cmd(
     env = dict(os.environ)
     # Rules call `nasforge`: put this interpreter's scripts first, so a venv needs no activation.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    command = [sys.executable, "-m", "snakemake", "--profile", str(profile), "--configfile", str(params),
-               "--cores", cores, *(["--forcerun", *forcerun] if forcerun else []), *(targets or [])]
+    base = [sys.executable, "-m", "snakemake", "--profile", str(profile), "--configfile", str(params)]
+    _recover(base, env)
+    command = [*base, "--cores", cores, *(["--forcerun", *forcerun] if forcerun else []), *(targets or [])]
     code = subprocess.call(command, env=env)
     if code:
         typer.secho(f"pipeline failed (snakemake exit {code}); logs in results/logs/", err=True, fg=typer.colors.RED)
@@ -328,6 +374,32 @@ def pipeline_cmd(
     if not targets:
         release = Path("results/release") / release_name(p)
         typer.echo(f"release: {release} (check it with `nasforge release verify {release}`)")
+
+
+def _recover(base: list[str], env: dict) -> None:
+    """Make a rerun after a killed pipeline just resume (see nasforge.recovery)."""
+    import subprocess
+
+    from nasforge import recovery
+
+    here = Path.cwd()
+    running = recovery.snakemake_running_in(here)
+    if running:
+        _fail(f"Snakemake is already running in {here} (pid {', '.join(map(str, running))}); wait for it to end "
+              "or stop it, then run this again")
+    keep = recovery.finished_shards(here, recovery.incomplete_outputs(here))
+    if recovery.stale_locks(here):
+        typer.echo("a killed run left Snakemake's lock behind and no Snakemake process is running here: unlocking")
+        subprocess.run([*base, "--unlock"], env=env, check=True, capture_output=True)
+    if keep:
+        typer.echo(f"keeping {len(keep) // 3} train shard(s) that finished while their run was killed")
+        # Clears their incomplete marks; Snakemake then exits 1 saying a job that never finished has
+        # no metadata record to delete, which is expected here. Whether the marks went is what counts.
+        subprocess.run([*base, "--cleanup-metadata", *keep], env=env, capture_output=True, check=False)
+        left = set(keep) & set(recovery.incomplete_outputs(here))
+        if left:
+            _fail(f"could not clear Snakemake's incomplete marks of {sorted(left)}; run "
+                  f"`snakemake --cleanup-metadata {' '.join(sorted(left))}` or delete those files to retrain them")
 
 
 @app.command("query")
@@ -350,7 +422,7 @@ def query_cmd(
             for h in [hp] if hp else bench.budgets:
                 results.append({"dataset": d, "hp": h, "seed": seed, **bench.final(index, d, h, seed),
                                 **bench.cost(index, d, h)})
-    except (QueryError, FileNotFoundError) as err:
+    except (QueryError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     from nasforge.spaces import get_space
 
@@ -369,12 +441,14 @@ def query_cmd(
 def search_cmd(
     release: Annotated[Path, typer.Argument(help="A release folder.")],
     algo: Annotated[str, typer.Option("--algo", help="random, rea, reinforce, bohb or local.")] = "rea",
-    runs: Annotated[int, typer.Option("--runs", help="Independent runs (seeds 0..runs-1 from --first-seed).")] = 100,
+    runs: Annotated[int, typer.Option("--runs", min=1, max=1_000_000, help="Independent runs (seeds 0..runs-1 from --first-seed).")] = 100,
     dataset: Annotated[str | None, typer.Option("--dataset", help="[default: the release's first dataset].")] = None,
     hp: Annotated[str | None, typer.Option("--hp", help="Budget searched [default: the release's first].")] = None,
     time_budget: Annotated[float, typer.Option("--time-budget", help="Simulated seconds per run (NATS-Bench TSS: "
                            "20000 cifar10, 40000 cifar100, 120000 ImageNet16-120).")] = 20_000.0,
-    first_seed: Annotated[int, typer.Option("--first-seed", help="Seed of the first run.")] = 0,
+    first_seed: Annotated[int, typer.Option("--first-seed", min=0, max=MAX_SEED, help="Seed of the first run.")] = 0,
+    max_evaluations: Annotated[int, typer.Option("--max-evaluations", min=1, help="Most evaluations per run, "
+                               "whatever the time budget.")] = 10_000,
     time_model: Annotated[str, typer.Option("--time-model", help="measured: this build's train seconds "
                           "(NATS-Bench's protocol); flops: seconds from the cost model at --gflops.")] = "measured",
     gflops: Annotated[float, typer.Option("--gflops", help="Throughput of the flops time model.")] = 100.0,
@@ -396,7 +470,8 @@ def search_cmd(
         with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
             task = progress.add_task(f"{algo} runs", total=runs)
             trajectories = run_search(bench, algo, dataset, hp, time_budget, runs, first_seed,
-                                      on_run=lambda _: progress.advance(task), time_model=model)
+                                      on_run=lambda _: progress.advance(task), time_model=model,
+                                      max_evaluations=max_evaluations)
     except (QueryError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     if out:
@@ -423,12 +498,13 @@ def release_build_cmd(
 
     p = _params(params, params_json)
     space = p["space"]
+    _results(results)
     try:
         out = build_release(p, results / f"plan/{space}.parquet", results / f"bench/{space}",
                             results / f"measured/bench/{space}", results / f"validate/{space}",
                             results / f"figures/{space}", results / "release",
                             results / f"search/{space}" if "search" in p else None)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     typer.echo(f"release ready: {out}")
 
@@ -447,7 +523,12 @@ def release_verify_cmd(folder: Annotated[Path, typer.Argument(help="A release fo
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except OSError as err:  # a full disk, a read-only folder, a vanished file: one line, not a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        typer.secho(f"error: {where}{err.strerror or err}", err=True, fg=typer.colors.RED)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -36,14 +36,55 @@ def _schema_beside(params_path: Path) -> Path:
     return candidate if candidate.is_file() else DEFAULT_SCHEMA
 
 
-def check_params(params: dict[str, Any], schema: Path | str, source: str = "params.yaml") -> None:
-    """Raise ParamsError listing every problem in ``params``."""
+def check_params(params: dict[str, Any], schema: Path | str, source: str = "params.yaml", partial: bool = False) -> None:
+    """Raise ParamsError listing every problem in ``params``: what the schema says, then what
+    needs the search space to judge (include strings, sample and shard counts).
+
+    ``partial``: ``params`` is part of a configuration (as rules pass it with
+    ``--params-json``), so keys may be absent, but every value present is checked."""
     spec = yaml.safe_load(Path(schema).read_text())
+    if partial:
+        spec = _without_required(spec)
     validator = jsonschema.Draft202012Validator(spec)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = [f"{source} does not match {schema}:"] + [f"  - {_explain(e)}" for e in errors]
+    problems = [_explain(e) for e in errors] if errors else _semantic_problems(params)
+    if problems:
+        lines = [f"{source} does not match {schema}:"] + [f"  - {p}" for p in problems]
         raise ParamsError("\n".join(lines))
+
+
+def _without_required(spec: Any) -> Any:
+    """The schema with no key required anywhere: every value present is still checked."""
+    if isinstance(spec, dict):
+        return {k: _without_required(v) for k, v in spec.items() if k != "required"}
+    if isinstance(spec, list):
+        return [_without_required(v) for v in spec]
+    return spec
+
+
+def _semantic_problems(params: dict[str, Any]) -> list[str]:
+    """What JSON Schema cannot say: the plan must fit its space."""
+    if "space" not in params or not {"archs", "shards"} <= set(params.get("plan", {})):
+        return []
+    from nasforge.spaces import get_space
+
+    space, plan, problems = get_space(params["space"]), params["plan"], []
+    include = plan.get("include") or []
+    for k, arch in enumerate(include):
+        try:
+            space.index(arch)
+        except ValueError as err:
+            problems.append(f"plan.include.{k}: {arch!r} is not an arch of the {params['space']} space ({err})")
+    archs = len(space) if plan["archs"] == "all" else plan["archs"]
+    if archs > len(space):
+        problems.append(f"plan.archs: {archs} is more than the {len(space)} archs of the {params['space']} space")
+    if len(set(include)) > archs:
+        problems.append(f"plan.archs: {archs} cannot hold the {len(set(include))} archs of plan.include; "
+                        f"raise plan.archs or include fewer")
+    if plan["shards"] > min(archs, len(space)):
+        problems.append(f"plan.shards: {plan['shards']} shards for {archs} archs would leave shards empty; "
+                        f"use at most {min(archs, len(space))}")
+    return problems
 
 
 def _explain(error: jsonschema.ValidationError) -> str:

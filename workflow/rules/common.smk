@@ -19,13 +19,15 @@ def section(*keys):
 
 
 def source_option(wildcards):
+    """``--source PATH`` as two arguments: the shell command quotes each (``{params.source:q}``),
+    so a path with spaces or shell syntax reaches nasforge as one literal argument."""
     raw = RAW_SOURCE[wildcards.dataset]
     if raw is None:
-        return ""
+        return []
     path = config.get("sources", {}).get(raw)
     if not path:
         raise ValueError(f"dataset {wildcards.dataset} needs sources.{raw} in params.yaml: the local official archive")
-    return f"--source {path}"
+    return ["--source", path]
 
 
 def shard_tables(kind=""):

@@ -8,7 +8,7 @@ rule prepare:
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge prepare {wildcards.dataset} {params.source} --out results/data > {log} 2>&1"
+        "nasforge prepare {wildcards.dataset:q} {params.source:q} --out results/data > {log:q} 2>&1"
 
 
 rule phase_data:

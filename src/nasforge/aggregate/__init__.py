@@ -28,7 +28,7 @@ import polars as pl
 from nasforge.data.registry import get_dataset
 from nasforge.models import cost
 from nasforge.spaces import get_space
-from nasforge.tables import read_metadata, write_table
+from nasforge.tables import read_table, read_table_and_metadata, write_table
 from nasforge.train.protocol import trained_epochs
 
 METRICS = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss",
@@ -70,12 +70,22 @@ class Layout:
                 for k in range(self.shards)]
 
 
-def _read_all(paths: list[Path]) -> pl.DataFrame:
+SHARD_HINT = "rerun its train job (snakemake --forcerun train_shard, or `nasforge pipeline` after deleting it)"
+
+
+def _read_all(paths: list[Path], metadata_key: str | None = None) -> tuple[pl.DataFrame, list]:
+    """Every shard (each checked against the sha256 its train job wrote) and, with
+    ``metadata_key``, the distinct values of that metadata key, in a fixed order."""
     missing = [p for p in paths if not p.is_file()]
     if missing:
         listing = "\n".join(f"  {p}" for p in missing)
         raise CoverageError(f"{len(missing)} shard file(s) missing (run their train jobs):\n{listing}")
-    return pl.concat([pl.read_parquet(p) for p in paths])
+    frames, values = [], set()
+    for path in paths:
+        frame, meta = read_table_and_metadata(path, SHARD_HINT)
+        frames.append(frame)
+        values.add(json.dumps(meta.get(metadata_key) if metadata_key else None, sort_keys=True))
+    return pl.concat(frames), [json.loads(v) for v in sorted(values)] if metadata_key else []
 
 
 def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, layout: Layout) -> None:
@@ -132,29 +142,20 @@ def arch_table(epochs: pl.DataFrame, space: str) -> pl.DataFrame:
 
 def aggregate(layout: Layout, plan_path: Path, out: Path, measured_out: Path) -> dict[str, Path]:
     """Write the benchmark's tables for one space; return their paths by name."""
-    plan = pl.read_parquet(plan_path)
-    shards = layout.all_shards()
-    epochs = _read_all(shards)
+    plan = read_table(plan_path, "rerun the plan phase (snakemake phase_plan)")
+    epochs, environments = _read_all(layout.all_shards(), "environment")
     check_coverage(epochs, plan, layout)
-    meta = {"environments": _unique_metadata(shards, "environment"), "space": layout.space}
+    meta = {"environments": environments, "space": layout.space}
     written = {
         "epochs": write_table(epochs, out / "epochs.parquet", EPOCH_KEYS, meta),
         "archs": write_table(arch_table(epochs, layout.space), out / "archs.parquet", ARCH_KEYS, meta),
     }
-    timing_shards = layout.all_shards("timing")
-    times = _read_all(timing_shards)
-    latency = _read_all(layout.all_shards("cost"))
-    written["times"] = write_table(times, measured_out / "times.parquet", EPOCH_KEYS,
-                                   {"hosts": _unique_metadata(timing_shards, "host")})
+    times, hosts = _read_all(layout.all_shards("timing"), "host")
+    latency, _ = _read_all(layout.all_shards("cost"))
+    written["times"] = write_table(times, measured_out / "times.parquet", EPOCH_KEYS, {"hosts": hosts})
     written["latency"] = write_table(latency, measured_out / "latency.parquet", ["dataset", "arch_index", "seed"])
     written["arch_times"] = write_table(arch_times(times, latency), measured_out / "arch_times.parquet", ARCH_KEYS)
     return written
-
-
-def _unique_metadata(paths: list[Path], key: str) -> list:
-    """The distinct values of one metadata key over the given tables, in a fixed order."""
-    unique = {json.dumps(read_metadata(p).get(key), sort_keys=True) for p in paths}
-    return [json.loads(e) for e in sorted(unique)]
 
 
 def arch_times(times: pl.DataFrame, latency: pl.DataFrame) -> pl.DataFrame:

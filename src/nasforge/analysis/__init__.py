@@ -7,6 +7,7 @@ Only deterministic tables are plotted; measured times would make figures vary.
 
 from __future__ import annotations
 
+import io
 import json
 from itertools import combinations
 from pathlib import Path
@@ -19,14 +20,18 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from nasforge.files import write_checked  # noqa: E402
+from nasforge.tables import read_table  # noqa: E402
+
 STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "nasforge"}
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
     plt.close(fig)
-    return path
+    return write_checked(path, buffer.getvalue())
 
 
 def _settings(archs: pl.DataFrame) -> list[tuple[str, str]]:
@@ -193,16 +198,16 @@ def proxy_figure(correlations: dict[str, dict], out: Path) -> Path:
 def analyse(archs_path: Path, out: Path, proxies_path: Path | None = None) -> dict[str, Path]:
     """Figures and ``metrics.json``; with a proxies table, each setting's entry also holds the
     proxies' rank correlations with test accuracy (``proxies``)."""
-    archs = pl.read_parquet(archs_path)
+    archs = read_table(archs_path, "rerun the aggregate phase (snakemake phase_aggregate)")
     paths = {p.stem: p for p in figures(archs, out)}
     metrics = headline(archs)
     if proxies_path is not None:
-        correlations = proxy_correlations(archs, pl.read_parquet(proxies_path))
+        correlations = proxy_correlations(archs, read_table(proxies_path, "rerun the proxies rule"))
         for setting, entry in correlations.items():
             metrics[setting]["proxies"] = entry
         paths["proxy_correlation"] = proxy_figure(correlations, out)
     path = out / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_checked(path, (json.dumps(metrics, indent=2, sort_keys=True) + "\n").encode())
     paths["metrics"] = path
     return paths
 

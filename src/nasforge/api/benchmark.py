@@ -10,16 +10,21 @@ seed, epoch, so parquet statistics skip most of it).
 
 from __future__ import annotations
 
-import json
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import polars as pl
 
+from nasforge.api.checks import FINAL, check_archs, check_times
+from nasforge.files import read_checked
+from nasforge.release.manifest import MANIFEST, MEASURED, ReleaseError, read_bytes, read_manifest, unsafe_entries
 from nasforge.spaces import get_space
+from nasforge.tables import decode
 
-FINAL = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss", "valtest_acc"]
+Reader = Callable[[Path], bytes]
 
 
 class _Columns(dict):
@@ -50,6 +55,25 @@ class QueryError(ValueError):
     """A query names an arch, dataset, budget or seed the release does not hold; the message says what it holds."""
 
 
+def _release_reader(root: Path, manifests: dict[str, dict]) -> Reader:
+    """Reads a file of the release only through a safe descriptor and only if it matches its manifest entry."""
+    def read(path: Path) -> bytes:
+        rel = path.relative_to(root).as_posix()
+        measured = rel.startswith(f"{MEASURED}/")
+        listing = manifests[MEASURED if measured else ""]["files"]
+        key = rel[len(MEASURED) + 1:] if measured else rel
+        if key not in listing:
+            raise ReleaseError(f"{path}: not listed in the release's manifest; {_REBUILD}")
+        data = read_bytes(path)
+        if len(data) != listing[key]["bytes"] or hashlib.sha256(data).hexdigest() != listing[key]["sha256"]:
+            raise ReleaseError(f"{path}: sha256 differs from the manifest (changed since release); {_REBUILD}")
+        return data
+    return read
+
+
+_REBUILD = "run `nasforge release verify` on it, and fetch the published release again or rebuild it"
+
+
 @dataclass
 class Benchmark:
     root: Path
@@ -60,6 +84,7 @@ class Benchmark:
     _held: frozenset[int]
     _times_path: Path
     _epochs_path: Path
+    _read: Reader
     datasets: list[str] = field(default_factory=list)  # what the release holds, computed once at open:
     budgets: list[str] = field(default_factory=list)  # queries check against these on every call
     seeds: list[int] = field(default_factory=list)
@@ -74,36 +99,56 @@ class Benchmark:
 
     @classmethod
     def open(cls, release_dir: Path | str) -> Benchmark:
+        """Open a release, trusting nothing in it: the manifests must be well formed, the folder must
+        hold no links or special files, and every table is read only if it matches its manifest
+        entry and holds values nasforge could have written (ReleaseError otherwise)."""
         root = Path(release_dir)
-        manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise FileNotFoundError(f"{manifest_path}: not a nasforge release (build one with `nasforge pipeline`)")
-        manifest = json.loads(manifest_path.read_text())
-        return cls.from_tables(root, manifest["space"], root / "tables", root / "measured/arch_times.parquet", manifest)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: no such release folder (build one with `nasforge pipeline`)")
+        manifest = read_manifest(root / MANIFEST)
+        unsafe = unsafe_entries(root)
+        if unsafe:
+            raise ReleaseError(f"{unsafe[0]}" + (f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""))
+        measured = read_manifest(root / MEASURED / MANIFEST, top=False)
+        read = _release_reader(root, {"": manifest, MEASURED: measured})
+        return cls.from_tables(root, manifest["space"], root / "tables", root / MEASURED / "arch_times.parquet",
+                               manifest, read)
 
     @classmethod
     def from_tables(cls, root: Path | str, space: str, tables: Path | str, times: Path | str,
-                    manifest: dict | None = None) -> Benchmark:
+                    manifest: dict | None = None, read: Reader | None = None) -> Benchmark:
         """A benchmark over ``archs.parquet``/``epochs.parquet`` in ``tables`` and measured ``times``,
-        before any release exists: the pipeline's search phase queries the aggregated tables."""
-        archs = pl.read_parquet(Path(tables) / "archs.parquet")
+        before any release exists: the pipeline's search phase queries the aggregated tables
+        (each read only if it matches the checksum the aggregate phase wrote beside it)."""
+        read = read or (lambda path: read_checked(path, "rerun the aggregate phase (snakemake phase_aggregate)"))
+        path = Path(tables) / "archs.parquet"
+        archs = decode(read(path), path)
         missing = [f"{m}_mean" for m in FINAL if f"{m}_mean" not in archs.columns]
         if missing:
-            raise QueryError(f"{Path(tables) / 'archs.parquet'}: no columns {missing}; it was built by nasforge "
+            raise QueryError(f"{path}: no columns {missing}; it was built by nasforge "
                              f"before 0.2.0 (no valtest, another lr schedule): rebuild it with `nasforge pipeline`")
+        check_archs(archs, path, len(get_space(space)))
         columns = _Columns(archs)
         rows = {key: i for i, key in enumerate(zip(columns["dataset"], columns["hp"], columns["arch_index"], strict=True))}
         return cls(Path(root), manifest or {"space": space}, archs, rows, columns, frozenset(columns["arch_index"]),
-                   Path(times), Path(tables) / "epochs.parquet")
+                   Path(times), Path(tables) / "epochs.parquet", read)
 
     @cached_property
     def _measured(self) -> dict[tuple[str, str, int], dict[str, float]]:
-        """Measured seconds and latency per (dataset, hp, arch), read on the first cost query."""
+        """Measured seconds and latency per (dataset, hp, arch), read (and checked) on the first cost query."""
         measured = {}
         if self._times_path.is_file():
-            for r in pl.read_parquet(self._times_path).iter_rows(named=True):
+            times = decode(self._read(self._times_path), self._times_path)
+            check_times(times, self._times_path)
+            for r in times.iter_rows(named=True):
                 measured[(r.pop("dataset"), r.pop("hp"), r.pop("arch_index"))] = r
         return measured
+
+    @cached_property
+    def _epochs_checked(self) -> Path:
+        """The per-epoch table's path, once its bytes have matched their record (hashed once, then scanned)."""
+        self._read(self._epochs_path)
+        return self._epochs_path
 
     # --- what the release holds -------------------------------------------------
     @property
@@ -155,7 +200,7 @@ class Benchmark:
         """Per-epoch metrics of one seed, or their mean over seeds, one row per epoch."""
         row = self._row(arch, dataset, hp)
         index, hp_key = self._columns["arch_index"][row], self._columns["hp"][row]
-        scan = pl.scan_parquet(self._epochs_path).filter(
+        scan = pl.scan_parquet(self._epochs_checked).filter(
             (pl.col("dataset") == dataset) & (pl.col("hp") == hp_key) & (pl.col("arch_index") == index))
         if seed is not None:
             seeds = [int(s) for s in self._columns["seeds"][row]]

@@ -9,6 +9,8 @@ the same crops and flips on CPU and on CUDA.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.data.prepare import MANIFEST
+from nasforge.files import IntegrityError
 
 
 def read_manifest(path: Path | str) -> dict:
@@ -32,9 +35,23 @@ def load_prepared(path: Path | str, split: str, device: torch.device | str = "cp
     manifest = read_manifest(path)
     if split not in manifest["splits"]:
         raise ValueError(f"{path}: no split {split!r}; this dataset has {sorted(manifest['splits'])}")
-    images = torch.from_numpy(np.load(Path(path) / f"{split}_images.npy"))
-    labels = torch.from_numpy(np.load(Path(path) / f"{split}_labels.npy"))
+    images = torch.from_numpy(_load_checked(Path(path), f"{split}_images.npy", manifest))
+    labels = torch.from_numpy(_load_checked(Path(path), f"{split}_labels.npy", manifest))
     return images.to(device), labels.to(device)
+
+
+def _load_checked(folder: Path, name: str, manifest: dict) -> np.ndarray:
+    """One prepared array, read once and loaded only if its bytes match the sha256 ``prepare`` recorded."""
+    file = folder / name
+    expected = manifest.get("files", {}).get(name)
+    fix = f"re-create it with `nasforge prepare {manifest.get('dataset', 'DATASET')}`"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: missing from the prepared dataset; {fix}")
+    data = file.read_bytes()
+    if expected is None or hashlib.sha256(data).hexdigest() != expected:
+        raise IntegrityError(f"{file}: its bytes do not match the sha256 in {folder / MANIFEST} "
+                             f"(changed or corrupted since it was prepared); {fix}")
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 @dataclass(frozen=True)

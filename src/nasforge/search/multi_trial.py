@@ -103,11 +103,13 @@ class SimulatedBench:
     rng: random.Random
     time_budget: float
     time_model: TimeModel = field(default_factory=TimeModel)
+    max_evaluations: int = 10_000
     used: float = 0.0
     history: list[dict] = field(default_factory=list)
     _best: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
+        check_run_limits(self.time_budget, 1, 0, self.max_evaluations)
         space = self.bench.space
         self.indices = np.array(self.bench.indices)
         self.codes = space_codes(space)[self.indices]
@@ -127,7 +129,9 @@ class SimulatedBench:
 
     @property
     def exhausted(self) -> bool:
-        return self.used >= self.time_budget
+        """Out of simulated time, or of evaluations: the second bound ends a run even when
+        seconds are tiny or the budget is huge, so no search loops forever."""
+        return self.used >= self.time_budget or len(self.history) >= self.max_evaluations
 
     def random_arch(self) -> int:
         return int(self.indices[self.rng.randrange(len(self.indices))])
@@ -276,19 +280,35 @@ ALGORITHMS: dict[str, Callable[[SimulatedBench], None]] = {
 
 def run_search(bench: Benchmark, algo: str, dataset: str, hp: str, time_budget: float, runs: int,
                first_seed: int = 0, on_run: Callable[[int], None] | None = None,
-               time_model: TimeModel | None = None) -> pl.DataFrame:
+               time_model: TimeModel | None = None, max_evaluations: int = 10_000) -> pl.DataFrame:
     """``runs`` independent runs (seeds first_seed, first_seed+1, ...): one trajectory row per evaluation."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}: expected one of {sorted(ALGORITHMS)}")
+    check_run_limits(time_budget, runs, first_seed, max_evaluations)
     rows = []
     for run in range(first_seed, first_seed + runs):
         env = SimulatedBench(bench, dataset, f"{int(hp):02d}", random.Random(run), time_budget,
-                             time_model or TimeModel())
+                             time_model or TimeModel(), max_evaluations)
         ALGORITHMS[algo](env)
         rows += [{"algo": algo, "dataset": dataset, "hp": env.hp, "run": run, **h} for h in env.history]
         if on_run:
             on_run(run)
     return pl.DataFrame(rows, schema=TRAJECTORY_SCHEMA)
+
+
+MAX_TIME_BUDGET = 1e12  # simulated seconds: 30,000 years, beyond any search's need
+
+
+def check_run_limits(time_budget: float, runs: int, first_seed: int, max_evaluations: int) -> None:
+    """Refuse run settings that could not end or cannot be stored, before any run starts."""
+    if not (isinstance(time_budget, (int, float)) and math.isfinite(time_budget) and 0 < time_budget <= MAX_TIME_BUDGET):
+        raise ValueError(f"time budget {time_budget!r} is not allowed: expected simulated seconds in (0, {MAX_TIME_BUDGET:g}]")
+    if runs < 1:
+        raise ValueError(f"runs={runs} is not allowed: expected at least 1")
+    if first_seed < 0 or first_seed + runs > 2**63:
+        raise ValueError(f"first seed {first_seed} is not allowed: expected 0 <= seed and seed + runs <= 2**63")
+    if max_evaluations < 1:
+        raise ValueError(f"max_evaluations={max_evaluations} is not allowed: expected at least 1")
 
 
 def final_results(trajectories: pl.DataFrame) -> pl.DataFrame:

@@ -8,7 +8,6 @@ an atomic rename, so a failed step leaves the previous outputs whole.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -16,7 +15,9 @@ import polars as pl
 from rich.progress import Progress
 
 from nasforge.api.benchmark import Benchmark
-from nasforge.tables import write_table
+from nasforge.files import write_checked
+from nasforge.tables import read_table, write_table
+
 
 def search_folder(results: Path, space: str) -> Path:
     return Path(results) / "search" / space
@@ -33,7 +34,7 @@ def compute_proxies(params: dict, results: Path) -> Path:
     plan = Path(results) / "plan" / f"{space}.parquet"
     if not plan.is_file():
         raise FileNotFoundError(f"{plan}: no plan; run the plan phase first (snakemake phase_plan)")
-    archs = pl.read_parquet(plan)["arch_index"].to_list()
+    archs = read_table(plan, "rerun the plan phase (snakemake phase_plan)")["arch_index"].to_list()
     batch_size = params["search"]["proxies"]["batch_size"]
     frames = []
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
@@ -58,15 +59,12 @@ def run_search_suite(params: dict, results: Path) -> list[Path]:
         raise FileNotFoundError(f"{proxies_path}: no proxies table; run the proxies rule first (snakemake phase_search)")
     bench = Benchmark.from_tables(Path(results) / "bench" / space, space, Path(results) / "bench" / space,
                                   Path(results) / "measured" / "bench" / space / "arch_times.parquet")
-    trajectories, skipped = run_suite(bench, pl.read_parquet(proxies_path), config)
+    trajectories, skipped = run_suite(bench, read_table(proxies_path, "rerun the proxies rule"), config)
     summary = final_results(trajectories)
     paths = [
         write_table(trajectories, folder / "trajectories.parquet", KEYS),
         write_table(summary, folder / "summary.parquet", ["dataset", "hp", "algo"]),
     ]
-    markdown = folder / "summary.md"
-    tmp = markdown.with_suffix(".md.tmp")
-    tmp.write_text(summary_markdown(summary, skipped, config))
-    os.replace(tmp, markdown)
+    markdown = write_checked(folder / "summary.md", summary_markdown(summary, skipped, config).encode())
     paths += [markdown, trajectory_figure(trajectories, config["time_budget"], folder)]
     return paths

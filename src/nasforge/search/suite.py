@@ -89,7 +89,8 @@ def run_suite(bench: Benchmark, proxies: pl.DataFrame, config: dict, on_run=None
                 frames.append(naswot_search(bench, proxies, dataset, hp, config["naswot_samples"], config["runs"]))
             else:
                 frames.append(run_search(bench, algo, dataset, hp, budgets[dataset], config["runs"],
-                                         on_run=on_run, time_model=time_model))
+                                         on_run=on_run, time_model=time_model,
+                                         max_evaluations=config.get("max_evaluations", 10_000)))
     trajectories = pl.concat(frames) if frames else pl.DataFrame(schema=TRAJECTORY_SCHEMA)
     return trajectories.sort(KEYS), skipped
 

@@ -16,6 +16,13 @@ from importlib import resources
 from typing import Any
 
 
+NATS_BUDGETS = ("01", "12", "90", "200")
+# key: (type, lower bound, bound exclusive), as workflow/schemas/params.schema.yaml's train.protocol
+_OVERRIDE_RULES = {"lr": ((int, float), 0, True), "eta_min": ((int, float), 0, False), "warmup": (int, 0, False),
+                   "momentum": ((int, float), 0, False), "nesterov": (bool, 0, False),
+                   "weight_decay": ((int, float), 0, False), "batch_size": (int, 1, False)}
+
+
 @dataclass(frozen=True)
 class Protocol:
     lr: float = 0.1
@@ -28,10 +35,13 @@ class Protocol:
 
     @classmethod
     def nats(cls, hp: str = "12") -> Protocol:
-        """NATS-Bench's protocol as written in its ``{hp}E.config`` (12E when that budget has no file)."""
+        """NATS-Bench's protocol as written in its ``{hp}E.config``; only its four budgets have one."""
+        if str(hp) not in NATS_BUDGETS:
+            raise ValueError(f"budget hp {hp!r} has no NATS-Bench hyper-opts; NATS-Bench defines {list(NATS_BUDGETS)} "
+                             "(written with their leading zero)")
         name = f"{epochs_of(hp):02d}E.config"  # 01E, 12E, 90E, 200E
         folder = resources.files("nasforge.train").joinpath("hyper_opts")
-        config = _read_nats_config((folder / name if (folder / name).is_file() else folder / "12E.config").read_text())
+        config = _read_nats_config((folder / name).read_text())
         if config["scheduler"] != "cos" or config["optim"] != "SGD" or config["criterion"] != "Softmax":
             raise ValueError(f"{name}: nasforge implements SGD + cosine + softmax only, got {config}")
         return cls(
@@ -40,12 +50,25 @@ class Protocol:
         )
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> Protocol:
+        """This protocol with some hyper-parameters replaced; each value is checked for type and range
+        (the same rules as params.yaml's ``train.protocol``), so a bad one fails before any training."""
         if not overrides:
             return self
+        if not isinstance(overrides, dict):
+            raise ValueError(f"protocol overrides must be a JSON object such as {{\"batch_size\": 128}}, got {overrides!r}")
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"unknown protocol keys {unknown}: expected some of {sorted(known)}")
+        for key, value in overrides.items():
+            kind, low, strict = _OVERRIDE_RULES[key]
+            ok = (isinstance(value, bool) if kind is bool else
+                  isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+                  and (value > low if strict else value >= low))
+            if not ok:
+                allowed = "true or false" if kind is bool else (
+                    f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low}")
+                raise ValueError(f"protocol {key}={value!r} is not allowed: expected {allowed}")
         return replace(self, **overrides)
 
     def lr_at(self, epoch: int, iteration: float, epochs: int) -> float:
@@ -81,8 +104,9 @@ def trained_epochs(params: dict) -> dict[str, int]:
 
 def epochs_of(hp: str) -> int:
     """NATS-Bench names a budget by its epochs: hp "01" trains 1 epoch, "200" trains 200."""
-    if not str(hp).isdigit() or int(hp) < 1:
-        raise ValueError(f"budget hp must be a positive number of epochs such as '01', '12' or '200'; got {hp!r}")
+    if not str(hp).isdigit() or int(hp) < 1 or str(hp) != f"{int(hp):02d}":
+        raise ValueError(f"budget hp must be a positive number of epochs written as NATS-Bench does "
+                         f"('01', '12', '90', '200'); got {hp!r}")
     return int(hp)
 
 

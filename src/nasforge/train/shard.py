@@ -21,7 +21,9 @@ from the parts' refuses to mix them.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from nasforge import numerics
 from nasforge.models import cost
 from nasforge.spaces import get_space
 from nasforge.spaces.plan import pack_groups
-from nasforge.tables import write_table
+from nasforge.tables import read_table, write_table
 from nasforge.train import environment
 from nasforge.train.fused import train_split_on_oom
 from nasforge.train.protocol import Protocol, epochs_of
@@ -58,6 +60,7 @@ COST_SCHEMA = {
     "params": pl.Float64, "flops": pl.Float64, "latency_bs1_ms": pl.Float64, "latency_bs256_ms": pl.Float64,
 }
 KEYS = ["space", "dataset", "hp", "seed", "arch_index", "epoch"]
+PLAN_HINT = "rerun the plan phase (snakemake phase_plan)"
 
 
 @dataclass
@@ -114,7 +117,7 @@ def shard_archs(job: ShardJob) -> list[int]:
 def _archs_from_plan(plan: Path, job: ShardJob) -> list[int]:
     if not plan.is_file():
         raise FileNotFoundError(f"{plan}: no plan; run the plan phase (snakemake plan) or omit --plan")
-    table = pl.read_parquet(plan)
+    table = read_table(plan, PLAN_HINT)
     missing = {"arch_index", "shard"} - set(table.columns)
     if missing:
         raise ValueError(f"{plan}: missing columns {sorted(missing)}; rebuild it with `nasforge plan`")
@@ -139,24 +142,52 @@ def run_shard(job: ShardJob) -> Path:
         "engine": job.engine, "device_type": device.type, "threads": job.threads,
         "cpu_isa": numerics.level(),
     }
-    _claim_parts(parts, config)
-    done = {int(p.name.split(".")[0]) for p in parts.glob("*.metrics.parquet")}
-    todo = [i for i in archs if i not in done]
-    if todo:
-        splits = load_splits(Path(job.data_root) / job.dataset, device)
-        if splits.dataset != job.dataset:
-            raise ValueError(f"{job.data_root}/{job.dataset} holds {splits.dataset!r}, not {job.dataset!r}")
-        _train_parts(job, todo, len(archs) - len(todo), len(archs), epochs, splits, device, parts)
-    env = environment.describe(device)
-    _assemble(job, archs, parts, env, config)
-    shutil.rmtree(parts)
+    lock = _lock_parts(parts)
+    try:
+        _claim_parts(parts, config)
+        done = {int(p.name.split(".")[0]) for p in parts.glob("*.metrics.parquet")}
+        todo = [i for i in archs if i not in done]
+        if todo:
+            splits = load_splits(Path(job.data_root) / job.dataset, device)
+            if splits.dataset != job.dataset:
+                raise ValueError(f"{job.data_root}/{job.dataset} holds {splits.dataset!r}, not {job.dataset!r}")
+            _train_parts(job, todo, len(archs) - len(todo), len(archs), epochs, splits, device, parts)
+        env = environment.describe(device)
+        _assemble(job, archs, parts, env, config)
+        shutil.rmtree(parts)
+    finally:
+        os.close(lock)  # releases the lock
     return job.output()
+
+
+def _lock_parts(parts: Path) -> int:
+    """Hold an exclusive lock on the shard's parts folder for the whole job: a second job on the same
+    shard (a resubmission while the first still runs) stops at once instead of mixing its parts in."""
+    while True:
+        parts.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parts, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ValueError(f"{parts}: another train-shard job is training this shard now; wait for it to end "
+                             "(or stop it) and run this one again") from None
+        try:
+            if os.stat(parts).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder finished and removed the folder meanwhile: take the new one
 
 
 def _claim_parts(parts: Path, config: dict) -> None:
     job_file = parts / "job.json"
-    if job_file.is_file():
-        previous = json.loads(job_file.read_text())
+    trained = any(parts.glob("*.metrics.parquet"))
+    if job_file.is_file() and trained:  # with nothing trained, a failed run's settings bind no one
+        try:
+            previous = json.loads(job_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = {"unreadable": str(job_file)}
         if previous != config:
             changed = sorted(k for k in config.keys() | previous.keys() if config.get(k) != previous.get(k))
             raise ValueError(
@@ -173,7 +204,7 @@ def _claim_parts(parts: Path, config: dict) -> None:
 def fused_groups(job: ShardJob, todo: list[int]) -> list[list[int]]:
     """The plan's groups (what is left of them), or the shard packed here when no plan says."""
     if job.plan is not None and job.archs is None:
-        table = pl.read_parquet(job.plan)
+        table = read_table(job.plan, PLAN_HINT)
         if "group" in table.columns:
             mine = table.filter((pl.col("shard") == job.shard) & pl.col("arch_index").is_in(todo))
             return [sorted(g["arch_index"].to_list()) for _, g in mine.sort("group").group_by("group", maintain_order=True)]
@@ -224,7 +255,8 @@ def _cost_row(job: ShardJob, index: int, arch: str, splits: Splits, device: torc
 
 def _assemble(job: ShardJob, archs: list[int], parts: Path, env: dict, config: dict) -> None:
     def gather(kind: str) -> pl.DataFrame:
-        return pl.concat([pl.read_parquet(parts / f"{i}.{kind}.parquet") for i in archs])
+        return pl.concat([read_table(parts / f"{i}.{kind}.parquet", f"delete {parts} and rerun this job")
+                          for i in archs])
 
     meta = {"environment": env, "job": config}
     measured_meta = {**meta, "host": environment.host()}

@@ -29,10 +29,14 @@ import polars as pl
 
 from nasforge.aggregate import ARCH_KEYS, EPOCH_KEYS, METRICS
 from nasforge.data.registry import get_dataset
+from nasforge.files import write_checked
 from nasforge.models import cost
 from nasforge.spaces.tss import isomorphism_key, parse_arch
+from nasforge.tables import read_table
 from nasforge.train.protocol import trained_epochs
 from nasforge.train.shard import METRICS_SCHEMA
+
+AGGREGATE_HINT = "rerun the aggregate phase (snakemake phase_aggregate)"
 
 RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)  # fixed: Data Docs paths embed it
 EPOCHS_SCHEMA = METRICS_SCHEMA  # epochs.parquet keeps the shard tables' schema
@@ -114,6 +118,55 @@ def _seed_spread_frame(archs: pl.DataFrame) -> pl.DataFrame:
             .sort("dataset", "hp"))
 
 
+def _same(a: float | None, b: float | None) -> bool:
+    """Equal values, where two missing (None/NaN) values count as equal: a seed mean is
+    recomputed by the same arithmetic, so anything beyond rounding is a real disagreement."""
+    a_missing, b_missing = a is None or math.isnan(a), b is None or math.isnan(b)
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def _consistency_frame(epochs: pl.DataFrame, archs: pl.DataFrame) -> pl.DataFrame:
+    """Per row of archs.parquet, what disagrees with epochs.parquet: its seed list, a per-seed final
+    value, a mean that is not the mean of its seeds, the diverged flag; and a diverged arch whose
+    diverged epochs still carry a finite accuracy. Aggregation derives one table from the other, so
+    any disagreement means one of them was changed after it."""
+    last = pl.col("epoch") == pl.col("epoch").max().over(ARCH_KEYS + ["seed"])
+    final = (epochs.filter(last).sort(ARCH_KEYS + ["seed"]).group_by(ARCH_KEYS, maintain_order=True)
+             .agg(pl.col("seed").alias("e_seeds"), *[pl.col(m).alias(f"e_{m}") for m in METRICS]))
+    stray = (epochs.filter(pl.col("diverged") & pl.any_horizontal([pl.col(m).is_finite() for m in METRICS
+                                                                     if m.endswith("_acc")]))
+             .group_by(ARCH_KEYS).agg(pl.len().alias("finite_diverged")))
+    flags = epochs.group_by(ARCH_KEYS).agg(pl.col("diverged").any().alias("e_diverged"))
+    joined = (archs.join(final, on=ARCH_KEYS, how="left").join(flags, on=ARCH_KEYS, how="left")
+              .join(stray, on=ARCH_KEYS, how="left").sort(ARCH_KEYS))
+    rows = []
+    for r in joined.iter_rows(named=True):
+        problems = []
+        if r["e_seeds"] is None:
+            problems.append("no rows in epochs.parquet")
+        else:
+            if list(r["seeds"]) != list(r["e_seeds"]):
+                problems.append(f"seeds {r['seeds']} but epochs.parquet has {r['e_seeds']}")
+            for m in METRICS:
+                values, truth = r[f"{m}_seeds"] or [], r[f"e_{m}"] or []
+                if len(values) != len(truth) or not all(_same(a, b) for a, b in zip(values, truth, strict=False)):
+                    problems.append(f"{m}_seeds differ from the final epochs")
+                present = [v for v in values if v is not None]
+                mean = sum(present) / len(present) if present else None
+                if not _same(r[f"{m}_mean"], mean):
+                    problems.append(f"{m}_mean is not the mean of {m}_seeds")
+            if r["diverged"] != r["e_diverged"]:
+                problems.append(f"diverged={r['diverged']} but epochs.parquet says {r['e_diverged']}")
+        if r["finite_diverged"]:
+            problems.append(f"{r['finite_diverged']} diverged epoch row(s) with a finite accuracy")
+        rows.append({"dataset": r["dataset"], "hp": r["hp"], "arch_index": r["arch_index"],
+                     "problems": len(problems), "detail": "; ".join(problems)})
+    return pl.DataFrame(rows, schema={"dataset": pl.String, "hp": pl.String, "arch_index": pl.Int64,
+                                      "problems": pl.Int64, "detail": pl.String})
+
+
 def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str, tuple[pl.DataFrame, list]]:
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
@@ -172,6 +225,8 @@ def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str,
             gxe.ExpectColumnMaxToBeBetween(column="flops_error", max_value=1e-9)]),
         "isomorphic": (_isomorphic_frame(archs, e.isomorphic_tolerance), [
             gxe.ExpectColumnValuesToBeBetween(column="excess", max_value=0.0)]),
+        "consistency": (_consistency_frame(epochs, archs), [
+            gxe.ExpectColumnValuesToBeInSet(column="detail", value_set=[""])]),  # the report lists what differs
         "chance": (_chance_frame(archs, e.space), [
             gxe.ExpectColumnValuesToBeBetween(column="distance_from_chance", min_value=0, max_value=e.chance_tolerance)]),
         **derived,
@@ -185,7 +240,7 @@ def validate(epochs_path: Path, archs_path: Path, expected: Expected, out: Path)
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    epochs, archs = pl.read_parquet(epochs_path), pl.read_parquet(archs_path)
+    epochs, archs = read_table(epochs_path, AGGREGATE_HINT), read_table(archs_path, AGGREGATE_HINT)
     suites = _suites(epochs, archs, expected)
     report = {"space": expected.space, "great_expectations": gx.__version__, "suites": {}}
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +277,7 @@ def validate(epochs_path: Path, archs_path: Path, expected: Expected, out: Path)
     summary = {"space": expected.space, "success": True,
                "expectations": sum(len(s["expectations"]) for s in report["suites"].values()),
                "rows": {name: s["rows"] for name, s in report["suites"].items()}}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_checked(out / "summary.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return summary
 
 
@@ -263,7 +318,8 @@ def _stabilise_docs(docs: Path) -> None:
 def expected_from_params(params: dict, plan_path: Path) -> Expected:
     v = params["validate"]
     return Expected(
-        space=params["space"], archs=sorted(pl.read_parquet(plan_path)["arch_index"].to_list()),
+        space=params["space"],
+        archs=sorted(read_table(plan_path, "rerun the plan phase (snakemake phase_plan)")["arch_index"].to_list()),
         datasets=list(params["datasets"]), budgets=list(params["train"]["budgets"]),
         epochs=trained_epochs(params),
         seeds=list(params["train"]["seeds"]), chance_tolerance=float(v["chance_tolerance"]),
