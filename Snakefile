@@ -1,6 +1,12 @@
 # nasforge: rebuild a NAS benchmark from raw data to a versioned release.
 # Rules live in workflow/rules/, one file per phase; helpers in common.smk.
-configfile: "params.yaml"
+# params.yaml is the default; a file given with --configfile replaces it. (Snakemake would
+# otherwise deep-merge the two, and the embedded protocol's batch size would leak into a rebuild
+# whose own file says `protocol: {}`.)
+if not config:
+
+    configfile: "params.yaml"
+
 
 
 include: "workflow/rules/common.smk"
@@ -18,6 +24,7 @@ include: "workflow/rules/release.smk"
 wildcard_constraints:
     space="tss|sss",
     dataset="cifar10-valid|cifar10|cifar100|ImageNet16-120|mnist5k",
+    algo="random|rea|reinforce|bohb|local|naswot",
     hp="[0-9]+",
     seed="[0-9]+",
     k="[0-9]+",

@@ -420,7 +420,7 @@ def test_a_killed_pipeline_resumes_and_keeps_finished_shards(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--device", "foo"], "--device 'foo'"),
-    (["--latency-repeats", "0"], "--latency-repeats"),
+    (["--latency-repeats", "-1"], "--latency-repeats"),
     (["--protocol-json", '{"batch_size": 0}'], "protocol batch_size=0"),
     (["--protocol-json", '{"lr": "abc"}'], "protocol lr='abc'"),
     (["--protocol-json", "{bad"], "--protocol-json: not valid JSON"),

@@ -181,3 +181,29 @@ def test_the_embedded_build_gives_the_golden_bytes(tmp_path):
                   f"{sorted(actual.keys() - expected.keys())}\nchanged ({len(changed)}): {changed}")
         raise AssertionError(f"the embedded build differs from {GOLDEN.name}; if numbers moved on purpose, "
                              f"update it in the same commit (python tests/golden/update.py results):\n{report}")
+
+
+def test_the_full_config_replaces_the_embedded_one_and_trains_at_nats_protocol():
+    """`--configfile params-nats.yaml` must not inherit params.yaml's batch 128: every one of the
+    6,144 train jobs carries an empty override, i.e. NATS-Bench's hyper-opts file of its budget."""
+    result = run([sys.executable, "-m", "snakemake", "-n", "-p", "--profile", "workflow/profiles/default",
+                  "--configfile", "params-nats.yaml"], ROOT)
+    jobs = [line for line in result.stdout.splitlines() if "nasforge train-shard" in line]
+    assert len(jobs) == 4 * 2 * 3 * 256
+    assert all("--protocol-json '{}'" in job for job in jobs)
+    assert {job.split("--hp ")[1].split()[0] for job in jobs} == {"12", "200"}
+    embedded = run([sys.executable, "-m", "snakemake", "-n", "-p", "--profile", "workflow/profiles/default",
+                    "--forcerun", "train_shard"], ROOT)
+    assert "--protocol-json '{\"batch_size\": 128}'" in embedded.stdout
+
+
+def test_check_params_prints_the_effective_protocol():
+    out = run(["nasforge", "check-params", "params-nats.yaml"], ROOT).stdout
+    effective = yaml.safe_load(out.split("\n", 1)[1])
+    assert effective["train"]["protocol"] == {}
+    for hp, epochs in (("12", 12), ("200", 200)):
+        assert effective["effective_protocol"][hp] == {"lr": 0.1, "eta_min": 0.0, "warmup": 0, "momentum": 0.9,
+                                                       "nesterov": True, "weight_decay": 0.0005, "batch_size": 256,
+                                                       "epochs": epochs}
+    embedded = yaml.safe_load(run(["nasforge", "check-params"], ROOT).stdout.split("\n", 1)[1])
+    assert embedded["effective_protocol"]["01"]["batch_size"] == 128

@@ -4,12 +4,12 @@ import copy
 import json
 import random
 
+import fabricate
 import polars as pl
 import pytest
+import test_phases as phases
 from typer.testing import CliRunner
 
-import fabricate
-import test_phases as phases
 from nasforge.analysis import analyse
 from nasforge.api import Benchmark, QueryError
 from nasforge.cli import app
@@ -200,3 +200,49 @@ def test_search_suite_errors_name_the_fix(bench, tmp_path):
     partial = pl.read_parquet(results / "search/tss/proxies.parquet").head(3)
     with pytest.raises(ValueError, match="no naswot score for 9 archs"):
         naswot_search(bench, partial, "mnist5k", "12", 4, 1)
+
+
+def test_runs_share_one_search_problem_and_curves_match_the_epoch_table(bench):
+    """What every run of a (dataset, budget) needs is built once; the in-memory curves BOHB reads
+    are exactly the per-epoch table's rows."""
+    from nasforge.search.multi_trial import SearchProblem
+
+    a = SimulatedBench(bench, "mnist5k", "12", random.Random(0), 100.0)
+    b = SimulatedBench(bench, "mnist5k", "12", random.Random(1), 100.0)
+    assert a.problem is b.problem is SearchProblem.of(bench, "mnist5k", "12", TimeModel())
+    curves = bench.curves("mnist5k", "12")
+    assert len(curves) == len(bench.indices) * len(bench.seeds)
+    for index in bench.indices[:4]:
+        for seed in bench.seeds:
+            assert curves[(index, seed)] == bench.epochs(index, "mnist5k", "12", seed)["valid_acc"].to_list()
+
+
+def test_mutation_through_the_code_lookup_draws_as_the_general_case(tmp_path):
+    """When the mutant is held, mutate answers from a lookup, yet consumes the generator exactly as
+    the nearest-arch search would, so every trajectory stays what it was. The five archs here differ
+    in their last edge only, so many mutants are held."""
+    from nasforge.aggregate import Layout, aggregate
+    from nasforge.search.multi_trial import SearchProblem
+
+    params = copy.deepcopy(phases.PARAMS)
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    family = [f"|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_1x1~0|skip_connect~1|{op}~2|" for op in ops]
+    params["plan"] = {"archs": 5, "sample_seed": 0, "shards": 1, "include": family}
+    results = tmp_path / "results"
+    fabricate.shard_tables(results, params)
+    aggregate(Layout.from_params(params, results), results / "plan/tss.parquet", results / "bench/tss",
+              results / "measured/bench/tss")
+    dense = Benchmark.from_tables(results, "tss", results / "bench/tss", results / "measured/bench/tss/arch_times.parquet")
+    env = SimulatedBench(dense, "mnist5k", "12", random.Random(5), 100.0)
+    general = SimulatedBench(dense, "mnist5k", "12", random.Random(5), 100.0)
+    general.problem = SearchProblem(dense, "mnist5k", "12", TimeModel())
+    general.problem.by_code = {}  # forces the nearest-arch search
+    held = 0
+    for _ in range(60):
+        for index in dense.indices:
+            child = env.mutate(index)
+            assert child == general.mutate(index)
+            held += env.problem.by_code.get(env.codes[env.position[child]].tobytes()) is not None and \
+                sum(env.codes[env.position[child]] != env.codes[env.position[index]]) == 1
+    assert held > 20
+    assert env.rng.random() == general.rng.random()

@@ -142,7 +142,8 @@ def train_shard_cmd(
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (fixed: results depend on it).")] = 1,
     protocol_json: Annotated[str | None, typer.Option("--protocol-json", help="Overrides of NATS-Bench's protocol "
                              "as JSON, e.g. '{\"batch_size\": 128}' (params.yaml's train.protocol).")] = None,
-    latency_repeats: Annotated[int, typer.Option("--latency-repeats", min=1, help="Timed forward passes per latency figure.")] = 3,
+    latency_repeats: Annotated[int, typer.Option("--latency-repeats", min=0, help="Timed forward passes per latency "
+                               "figure; 0: not measured (the pipeline measures it in the first seed's jobs only).")] = 3,
     engine: Annotated[str, typer.Option("--engine", help="reference (one arch at a time) or fused (the plan's "
                       "groups, or packed here, trained as one computation).")] = "reference",
 ) -> None:
@@ -217,9 +218,19 @@ def _results(path: Path) -> Path:
 
 @app.command("check-params")
 def check_params_cmd(params: Annotated[Path, typer.Argument(help="params.yaml to check.")] = Path("params.yaml")) -> None:
-    """Check params.yaml against its schema; name every wrong key and what is allowed."""
-    _params(params)
-    typer.echo(f"{params}: ok")
+    """Check params.yaml against its schema; name every wrong key and what is allowed; then print the
+    configuration a pipeline run with it uses, with each budget's training protocol resolved."""
+    import yaml
+
+    from nasforge.train.protocol import Protocol
+
+    p = _params(params)
+    overrides = p["train"].get("protocol")
+    effective = {**p, "effective_protocol": {hp: {**Protocol.nats(hp).with_overrides(overrides).as_dict(),
+                                                  "epochs": Protocol.nats(hp).with_overrides(overrides).total_epochs(hp)}
+                                             for hp in p["train"]["budgets"]}}
+    typer.echo(f"{params}: ok; `nasforge pipeline --params {params}` runs with (this file alone, nothing merged in):")
+    typer.echo(yaml.safe_dump(effective, sort_keys=False).rstrip())
 
 
 @app.command("plan")
@@ -316,12 +327,17 @@ def proxies_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Score this dataset only, into "
+                       "search/{space}/proxies/ (one pipeline job).")] = None,
+    gather: Annotated[bool, typer.Option("--gather", help="Gather the per-dataset tables into proxies.parquet.")] = False,
 ) -> None:
     """Score every planned arch with the training-free proxies at initialisation (search phase)."""
     from nasforge.search.phase import compute_proxies
 
+    if dataset and gather:
+        _fail("pass --dataset (one job) or --gather, not both")
     try:
-        out = compute_proxies(_params(params, params_json), _results(results))
+        out = compute_proxies(_params(params, params_json), _results(results), dataset, gather)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     typer.echo(f"wrote {out}")
@@ -332,13 +348,26 @@ def search_suite_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
+    algorithm: Annotated[str | None, typer.Option("--algorithm", help="Run this algorithm only, on --dataset "
+                         "only, into search/{space}/runs/ (one pipeline job).")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="With --algorithm: the dataset.")] = None,
+    gather: Annotated[bool, typer.Option("--gather", help="Gather the jobs' runs/ tables instead of running "
+                      "the algorithms here.")] = False,
 ) -> None:
-    """Run every configured NAS algorithm on the aggregated benchmark (search phase)."""
+    """Run every configured NAS algorithm on the aggregated benchmark (search phase); or one
+    (algorithm, dataset) job of it, or gather those jobs into the suite's tables and figure."""
     from nasforge.api import QueryError
-    from nasforge.search.phase import run_search_suite
+    from nasforge.search.phase import run_search_algorithm, run_search_suite
 
+    p = _params(params, params_json)
+    if (algorithm is None) != (dataset is None) or (gather and algorithm):
+        _fail("pass --algorithm and --dataset together (one job), or --gather, or neither (the whole suite)")
     try:
-        paths = run_search_suite(_params(params, params_json), _results(results))
+        if algorithm:
+            path = run_search_algorithm(p, _results(results), algorithm, dataset)
+            typer.echo(f"wrote {path}")
+            return
+        paths = run_search_suite(p, _results(results), list(p["datasets"]) if gather else None)
     except (FileNotFoundError, ValueError, QueryError) as err:
         _fail(str(err))
     typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")

@@ -1,29 +1,64 @@
 # Proxies need only the data and the plan (they train nothing); the analysis correlates
-# them with accuracy. The suite runs every configured NAS algorithm on the aggregated tables.
-rule proxies:
+# them with accuracy. One job per dataset (each holds only its own data), then gathered.
+rule proxies_dataset:
     input:
         plan="results/plan/{space}.parquet",
-        data=expand("results/data/{dataset}/manifest.json", dataset=config["datasets"]),
+        data="results/data/{dataset}/manifest.json",
     output:
-        "results/search/{space}/proxies.parquet",
+        "results/search/{space}/proxies/{dataset}.parquet",
     params:
         config=section("space", "datasets", "train", "search"),
     threads: TRAIN.get("threads", 1)
     resources:
         gpu=1,
     log:
+        "results/logs/search/{space}.proxies.{dataset}.log",
+    conda:
+        "../envs/nasforge.yaml"
+    shell:
+        "nasforge proxies --params-json {params.config:q} --results results --dataset {wildcards.dataset:q} > {log} 2>&1"
+
+
+rule proxies:
+    input:
+        expand("results/search/{{space}}/proxies/{dataset}.parquet", dataset=config["datasets"]),
+    output:
+        "results/search/{space}/proxies.parquet",
+    params:
+        config=section("space", "datasets"),
+    log:
         "results/logs/search/{space}.proxies.log",
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge proxies --params-json {params.config:q} --results results > {log} 2>&1"
+        "nasforge proxies --params-json {params.config:q} --results results --gather > {log} 2>&1"
 
 
-rule search_suite:
+# One job per (algorithm, dataset), side by side; search_suite gathers them.
+rule search_algorithm:
     input:
         proxies="results/search/{space}/proxies.parquet",
         archs="results/bench/{space}/archs.parquet",
         epochs="results/bench/{space}/epochs.parquet",
+        times="results/measured/bench/{space}/arch_times.parquet",
+    output:
+        "results/search/{space}/runs/{algo}/{dataset}.parquet",
+    params:
+        config=section("space", "datasets", "search"),
+    log:
+        "results/logs/search/{space}.{algo}.{dataset}.log",
+    conda:
+        "../envs/nasforge.yaml"
+    shell:
+        "nasforge search-suite --params-json {params.config:q} --results results --algorithm {wildcards.algo:q}"
+        " --dataset {wildcards.dataset:q} > {log} 2>&1"
+
+
+rule search_suite:
+    input:
+        runs=expand("results/search/{{space}}/runs/{algo}/{dataset}.parquet", algo=config["search"]["algorithms"],
+                    dataset=config["datasets"]),
+        archs="results/bench/{space}/archs.parquet",
         times="results/measured/bench/{space}/arch_times.parquet",
     output:
         trajectories="results/search/{space}/trajectories.parquet",
@@ -31,13 +66,13 @@ rule search_suite:
         markdown="results/search/{space}/summary.md",
         figure="results/search/{space}/search_trajectories.png",
     params:
-        config=section("space", "search"),
+        config=section("space", "datasets", "search"),
     log:
         "results/logs/search/{space}.suite.log",
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge search-suite --params-json {params.config:q} --results results > {log} 2>&1"
+        "nasforge search-suite --params-json {params.config:q} --results results --gather > {log} 2>&1"
 
 
 rule phase_search:

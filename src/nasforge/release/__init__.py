@@ -76,11 +76,11 @@ def _copy_checked(source: Path, target: Path, rewrite_hint: str) -> None:
     target.write_bytes(data)
 
 
-def _copy_folder(source: Path, target: Path, subfolder=None) -> None:
+def _copy_folder(source: Path, target: Path, subfolder=None, recursive: bool = True) -> None:
     """Every file of a phase's folder but the checksum records (the manifest takes their place);
     a file with a record is copied only if it matches it. ``subfolder(name)`` may send a
     top-level file elsewhere under the release (relative to ``target``'s parent)."""
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+    for path in sorted(p for p in (source.rglob("*") if recursive else source.iterdir()) if p.is_file()):
         rel = path.relative_to(source)
         if path.name.endswith(CHECKSUM_SUFFIX) or any(part.startswith(".") for part in rel.parts):
             continue
@@ -130,8 +130,8 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
                                         "(snakemake phase_search) before the release")
             # Proxies never depend on time; the algorithm results do when they charged measured seconds.
             measured_search = params.get("search", {}).get("time_model") == "measured"
-            _copy_folder(search, staging / "search", lambda name: (
-                "search" if name == "proxies.parquet" or not measured_search else f"{MEASURED}/search"))
+            _copy_folder(search, staging / "search", lambda name: (  # not runs/: the suite's jobs' pieces
+                "search" if name == "proxies.parquet" or not measured_search else f"{MEASURED}/search"), recursive=False)
             search_summary = read_checked(search / "summary.md", SEARCH_HINT).decode()
         environments = read_metadata(staging / "tables" / "epochs.parquet").get("environments", [])
         # The CPUs that trained: kept here, not in the manifest, since any x86-64 CPU gives its bytes.

@@ -94,8 +94,40 @@ def space_codes(space: str) -> np.ndarray:
 
 
 @dataclass
+class SearchProblem:
+    """What every run on one (release, dataset, budget, time model) shares, built once: the held
+    archs, their encodings, a lookup from encoding to arch, and caches of neighbours and seconds.
+    A run then costs what its evaluations cost, whatever the size of the release."""
+
+    bench: Benchmark
+    dataset: str
+    hp: str
+    time_model: TimeModel
+
+    def __post_init__(self) -> None:
+        space = self.bench.space
+        self.indices = np.array(self.bench.indices)
+        self.codes = space_codes(space)[self.indices]
+        self.choices = len(tss.OPS) if space == "tss" else len(sss.CHANNELS)
+        self.position = {int(i): k for k, i in enumerate(self.indices)}
+        self.by_code = {code.tobytes(): k for k, code in enumerate(self.codes)}
+        self.neighbours: dict[int, list[int]] = {}
+        self.seconds: dict[int, tuple[float, float]] = {}
+        self.epochs = epochs_of(self.hp)
+
+    @classmethod
+    def of(cls, bench: Benchmark, dataset: str, hp: str, time_model: TimeModel) -> SearchProblem:
+        """The problem of these settings, built on first use and kept on the benchmark."""
+        cache = bench.__dict__.setdefault("_search_problems", {})
+        key = (dataset, hp, time_model)
+        if key not in cache:
+            cache[key] = cls(bench, dataset, hp, time_model)
+        return cache[key]
+
+
+@dataclass
 class SimulatedBench:
-    """The held archs of one (dataset, budget) of a release, as a search problem."""
+    """One run's view of a search problem: its generator, its clock and its history."""
 
     bench: Benchmark
     dataset: str
@@ -110,14 +142,11 @@ class SimulatedBench:
 
     def __post_init__(self) -> None:
         check_run_limits(self.time_budget, 1, 0, self.max_evaluations)
-        space = self.bench.space
-        self.indices = np.array(self.bench.indices)
-        self.codes = space_codes(space)[self.indices]
-        self.choices = len(tss.OPS) if space == "tss" else len(sss.CHANNELS)
-        self.position = {int(i): k for k, i in enumerate(self.indices)}
-        self._neighbours: dict[int, list[int]] = {}
-        self.epochs = epochs_of(self.hp)
-        self._seconds: dict[int, tuple[float, float]] = {}
+        problem = SearchProblem.of(self.bench, self.dataset, self.hp, self.time_model)
+        self.problem = problem
+        self.indices, self.codes, self.choices = problem.indices, problem.codes, problem.choices
+        self.position, self.epochs = problem.position, problem.epochs
+        self._neighbours, self._seconds = problem.neighbours, problem.seconds
         self.epoch_seconds(int(self.indices[0]))  # fails early when the time model has no numbers
         if "valid" not in self.splits:
             raise QueryError(f"{self.dataset} has no validation split; search on it would select on the test set")
@@ -149,6 +178,10 @@ class SimulatedBench:
         code = self.codes[self.position[index]].copy()
         k = self.rng.randrange(len(code))
         code[k] = self.rng.choice([c for c in range(self.choices) if c != code[k]])
+        held = self.problem.by_code.get(code.tobytes())
+        if held is not None:  # the mutant itself is held (always, on a full release): the one nearest
+            self.rng.randrange(1)  # the draw the general case makes among its ties, so runs stay the same
+            return int(self.indices[held])
         distance = (self.codes != code).sum(1)
         distance[self.position[index]] = len(code) + 1
         nearest = np.flatnonzero(distance == distance.min())
@@ -156,6 +189,9 @@ class SimulatedBench:
 
     def project(self, code: tuple[int, ...]) -> int:
         """The held arch nearest to a point of the whole space (lowest index on ties)."""
+        held = self.problem.by_code.get(np.array(code, dtype=self.codes.dtype).tobytes())
+        if held is not None:
+            return int(self.indices[held])
         distance = (self.codes != np.array(code)).sum(1)
         return int(self.indices[int(np.argmin(distance))])
 

@@ -32,7 +32,7 @@ import polars as pl  # noqa: E402
 
 from nasforge.analysis import STYLE, save_figure  # noqa: E402
 from nasforge.api.benchmark import Benchmark  # noqa: E402
-from nasforge.search.multi_trial import TRAJECTORY_SCHEMA, TimeModel, final_results, run_search  # noqa: E402
+from nasforge.search.multi_trial import TRAJECTORY_SCHEMA, TimeModel, run_search  # noqa: E402
 
 KEYS = ["algo", "dataset", "hp", "run", "step"]
 NASWOT = "naswot"
@@ -74,17 +74,23 @@ def naswot_search(bench: Benchmark, proxies: pl.DataFrame, dataset: str, hp: str
     return pl.DataFrame(rows, schema=TRAJECTORY_SCHEMA)
 
 
-def run_suite(bench: Benchmark, proxies: pl.DataFrame, config: dict, on_run=None) -> tuple[pl.DataFrame, list[str]]:
-    """Trajectories of every configured algorithm on every searchable (dataset, hp); the skipped datasets."""
+def run_suite(bench: Benchmark, proxies: pl.DataFrame, config: dict, on_run=None,
+              only: tuple[str, str] | None = None) -> tuple[pl.DataFrame, list[str]]:
+    """Trajectories of every configured algorithm on every searchable (dataset, hp); the skipped datasets.
+    ``only=(algo, dataset)``: that algorithm on that dataset alone (one pipeline job of the suite)."""
     settings, skipped = searchable(bench)
     time_model = TimeModel(config.get("time_model", "flops"), config.get("gflops", 100.0))
     budgets = config["time_budget"]
     frames = []
     for dataset, hp in settings:
+        if only and dataset != only[1]:
+            continue
         if dataset not in budgets:
             raise ValueError(f"search.time_budget has no entry for {dataset}; add `{dataset}: SECONDS` "
                              "(NATS-Bench TSS: 20000 cifar10-valid, 40000 cifar100, 120000 ImageNet16-120)")
         for algo in config["algorithms"]:
+            if only and algo != only[0]:
+                continue
             if algo == NASWOT:
                 frames.append(naswot_search(bench, proxies, dataset, hp, config["naswot_samples"], config["runs"]))
             else:

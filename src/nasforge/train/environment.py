@@ -44,7 +44,7 @@ def pin(threads: int) -> None:
             f"ran a kernel before nasforge pinned ATEN_CPU_CAPABILITY (import nasforge before torch)")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    _deterministic_algorithms()
     # Deterministic mode also NaN-fills every new allocation (a guard for kernels
     # that read uninitialised memory; none of ours do). It cost 28% of a CPU step.
     torch.utils.deterministic.fill_uninitialized_memory = False
@@ -53,6 +53,18 @@ def pin(threads: int) -> None:
     # NATS-Bench trained in true fp32; TF32 would change every number on Ampere and later.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+
+
+def _deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True)`` without its import of torch._inductor (1-2 s of
+    every train job, to set a flag only torch.compile reads; nasforge compiles nothing)."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # a torch without the internal setter: the public call, import and all
+        torch.use_deterministic_algorithms(True)
+    else:
+        setter(True, warn_only=False)
+    if not torch.are_deterministic_algorithms_enabled():
+        raise RuntimeError("torch did not enable deterministic algorithms; results would not be reproducible")
 
 
 def describe(device: torch.device) -> dict[str, str]:

@@ -7,7 +7,9 @@ Outputs, each under ``{space}/{dataset}/hp{hp}/seed{seed}/``:
 - ``{measured}/.../shard{k}.timing.parquet``: measured train/eval seconds per
   (arch, epoch).
 - ``{measured}/.../shard{k}.cost.parquet``: params and FLOPs (cost model) and
-  measured inference latency per arch.
+  measured inference latency per arch (null with ``latency_repeats`` 0: latency
+  depends on the arch and the input, not the seed, so the pipeline measures it
+  in the first seed's jobs only; at batch 256 on a CPU it costs 10-20 s an arch).
 
 Wall-clock measurements live in a tree of their own (``results/measured/``) on
 purpose: they can never be byte-stable, and keeping them apart is what lets
@@ -246,8 +248,11 @@ def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: 
 def _cost_row(job: ShardJob, index: int, arch: str, splits: Splits, device: torch.device) -> pl.DataFrame:
     channels, size, _ = splits.image_shape
     c = cost(job.space, arch, splits.num_classes, size, channels)
-    net = make_network(job.space, index, job.seed, splits, device)
-    latency = {f"latency_bs{b}_ms": measure_latency(net, b, splits.image_shape, device, job.latency_repeats) for b in (1, 256)}
+    latency = {"latency_bs1_ms": None, "latency_bs256_ms": None}  # latency_repeats 0: measured in another job
+    if job.latency_repeats:
+        net = make_network(job.space, index, job.seed, splits, device)
+        latency = {f"latency_bs{b}_ms": measure_latency(net, b, splits.image_shape, device, job.latency_repeats)
+                   for b in (1, 256)}
     row = {"space": job.space, "arch_index": index, "arch": arch, "dataset": job.dataset, "seed": job.seed,
            "params": c["params"], "flops": c["flops"], **latency}
     return pl.DataFrame([row], schema=COST_SCHEMA)
