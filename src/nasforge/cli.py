@@ -419,7 +419,10 @@ def _recover(base: list[str], env: dict) -> None:
     keep = recovery.finished_shards(here, recovery.incomplete_outputs(here))
     if recovery.stale_locks(here):
         typer.echo("a killed run left Snakemake's lock behind and no Snakemake process is running here: unlocking")
-        subprocess.run([*base, "--unlock"], env=env, check=True, capture_output=True)
+        unlock = subprocess.run([*base, "--unlock"], env=env, capture_output=True, text=True, check=False)
+        if unlock.returncode or recovery.stale_locks(here):
+            _fail(f"could not remove Snakemake's stale lock ({(unlock.stderr or unlock.stdout).strip()[-300:]}); "
+                  f"remove {here / '.snakemake/locks'} by hand once no Snakemake runs here")
     if keep:
         typer.echo(f"keeping {len(keep) // 3} train shard(s) that finished while their run was killed")
         # Clears their incomplete marks; Snakemake then exits 1 saying a job that never finished has
