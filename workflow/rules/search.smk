@@ -34,9 +34,11 @@ rule proxies:
         "nasforge proxies --params-json {params.config:q} --results results --gather > {log} 2>&1"
 
 
-# One job per (algorithm, dataset), side by side; search_suite gathers them.
+# One job per (algorithm, dataset), side by side; search_suite gathers them. They wait for a
+# passing validation: a benchmark that failed it is not searched (and the failure is the one reported).
 rule search_algorithm:
     input:
+        validation="results/validate/{space}/summary.json",
         proxies="results/search/{space}/proxies.parquet",
         archs="results/bench/{space}/archs.parquet",
         epochs="results/bench/{space}/epochs.parquet",
