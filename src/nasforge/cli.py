@@ -225,10 +225,9 @@ def check_params_cmd(params: Annotated[Path, typer.Argument(help="params.yaml to
     from nasforge.train.protocol import Protocol
 
     p = _params(params)
-    overrides = p["train"].get("protocol")
-    effective = {**p, "effective_protocol": {hp: {**Protocol.nats(hp).with_overrides(overrides).as_dict(),
-                                                  "epochs": Protocol.nats(hp).with_overrides(overrides).total_epochs(hp)}
-                                             for hp in p["train"]["budgets"]}}
+    protocols = {hp: Protocol.nats(hp).with_overrides(p["train"].get("protocol")) for hp in p["train"]["budgets"]}
+    effective = {**p, "effective_protocol": {hp: {**pr.as_dict(), "epochs": pr.total_epochs(hp)}
+                                             for hp, pr in protocols.items()}}
     typer.echo(f"{params}: ok; `nasforge pipeline --params {params}` runs with (this file alone, nothing merged in):")
     typer.echo(yaml.safe_dump(effective, sort_keys=False).rstrip())
 
