@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from nasforge.aggregate import METRICS
 from nasforge.api import Benchmark, create
+from nasforge.schema import METRICS
 from nasforge.spaces import get_space
 
 DATASETS = {"cifar10-valid": 10, "cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}

@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
+from nasforge.protocol import Protocol
 from nasforge.train import environment
 from nasforge.train.fused import train_group
-from nasforge.train.protocol import Protocol
 from nasforge.train.reference import train_arch
 from nasforge.train.splits import load_splits
 

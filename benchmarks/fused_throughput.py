@@ -26,11 +26,11 @@ import torch
 
 from nasforge.data.loader import Augmentation
 from nasforge.models import cost
+from nasforge.plan import pack_groups
+from nasforge.protocol import Protocol
 from nasforge.spaces import get_space
-from nasforge.spaces.plan import pack_groups
 from nasforge.train import environment
 from nasforge.train.fused import train_group
-from nasforge.train.protocol import Protocol
 from nasforge.train.reference import train_arch
 from nasforge.train.splits import Splits
 

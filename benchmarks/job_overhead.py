@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-START = "import nasforge.cli; from nasforge.train import run_shard; from nasforge.train import environment; "
+START = "import nasforge.cli; from nasforge.train.shard import run_shard; from nasforge.train import environment; "
 VARIANTS = {
     "import only": START,
     "public": START + "import torch; torch.set_num_threads(1); torch.use_deterministic_algorithms(True)",
@@ -34,7 +34,7 @@ LATENCY = """
 import time, nasforge, torch
 from nasforge.train import environment
 from nasforge.train.reference import measure_latency
-from nasforge.models import build_network
+from nasforge.models.networks import build_network
 environment.pin(1)
 net = build_network("tss", "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|", 10, 1)
 start = time.perf_counter()

@@ -23,13 +23,13 @@ import numpy as np
 import polars as pl
 
 from nasforge.api import Benchmark
+from nasforge.schema import METRICS
 from nasforge.search import TimeModel, run_search
 from nasforge.spaces import get_space
 from nasforge.tables import write_table
 
 HERE = Path(__file__).resolve().parent
 DATASET, SEEDS, BUDGETS = "cifar10-valid", [777, 888, 999], {"12": 12, "200": 200}
-METRICS = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss", "valtest_acc"]
 
 
 def synthetic_tables(folder: Path, archs: list[int]) -> Path:

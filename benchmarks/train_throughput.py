@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from nasforge.data.prepare import MANIFEST
 from nasforge.models import cost
+from nasforge.protocol import Protocol
 from nasforge.spaces import get_space
-from nasforge.train import Protocol, environment
+from nasforge.train import environment
 from nasforge.train.reference import train_arch
 from nasforge.train.splits import load_splits
 

@@ -1,6 +1,6 @@
 import pytest
 
-import fabricate
+from helpers import fabricate
 from nasforge.data import prepare
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

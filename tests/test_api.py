@@ -7,8 +7,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-import fabricate
-import test_phases as phases
+from helpers import fabricate, phases
 from nasforge.analysis import analyse
 from nasforge.api import Benchmark, QueryError, create
 from nasforge.cli import app
@@ -20,11 +19,11 @@ from nasforge.validate import expected_from_params, validate
 def release(tmp_path_factory):
     results = tmp_path_factory.mktemp("api") / "results"
     fabricate.shard_tables(results, phases.PARAMS)
-    phases._aggregate(results)
-    validate(results / "bench/tss/epochs.parquet", results / "bench/tss/archs.parquet",
+    phases.run_aggregate(results)
+    validate(results / "aggregate/tss/epochs.parquet", results / "aggregate/tss/archs.parquet",
              expected_from_params(phases.PARAMS, results / "plan/tss.parquet"), results / "validate/tss")
-    analyse(results / "bench/tss/archs.parquet", results / "figures/tss")
-    return phases._release(results)
+    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
+    return phases.run_release(results)
 
 
 @pytest.fixture
@@ -118,7 +117,7 @@ def test_nats_bench_sample_runs_unchanged(release, capsys):
     api.clear_params(index)
     api.reload(index=index)
     config = api.get_net_config(index, "mnist5k")
-    from nasforge.models import build_network  # stands in for xautodl's get_cell_based_tiny_net(config)
+    from nasforge.models.networks import build_network  # stands in for xautodl's get_cell_based_tiny_net(config)
 
     network = build_network("tss", config["arch_str"], config["num_classes"], in_channels=1)
     assert sum(p.numel() for p in network.parameters()) / 1e6 == pytest.approx(info["params"])

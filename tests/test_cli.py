@@ -1,4 +1,5 @@
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -41,3 +42,35 @@ def test_help_everywhere():
     for args in (["--help"], ["space", "--help"], ["spaces", "--help"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_help_lists_pipeline_steps_apart_from_tools():
+    result = CliRunner().invoke(app, ["--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = result.output
+    steps, tools = text.index("Pipeline steps"), text.index("Tools")
+    for command in ("prepare", "plan", "train-shard", "aggregate", "validate", "proxies", "search-suite", "analyse"):
+        assert re.search(rf"│ {command}\b", text[steps:tools] if steps < tools else text[steps:]), command
+    for command in ("query", "search", "pipeline", "check-params", "space"):
+        assert re.search(rf"│ {command}\b", text[tools:] if tools > steps else text[tools:steps]), command
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch):
+    """A NasforgeError is the user's to fix: one line, exit 2. Anything else is nasforge's bug: it propagates."""
+    from nasforge import spaces
+    from nasforge.errors import InputError
+
+    def refuse(name):
+        raise InputError("that space is closed today")
+
+    monkeypatch.setattr(spaces, "get_space", refuse)
+    monkeypatch.setattr("nasforge.cli.get_space", refuse)
+    result = CliRunner().invoke(app, ["space", "tss", "0"])
+    assert result.exit_code == 2 and result.output.strip() == "error: that space is closed today"
+
+    def crash(name):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("nasforge.cli.get_space", crash)
+    result = CliRunner().invoke(app, ["space", "tss", "0"])
+    assert isinstance(result.exception, KeyError)

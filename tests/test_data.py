@@ -7,9 +7,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import fabricate
+from helpers import fabricate
 from nasforge.cli import app
-from nasforge.data import Augmentation, SourceError, get_dataset, load_prepared, prepare, read_manifest
+from nasforge.data import SourceError, get_dataset, prepare, read_manifest
+from nasforge.data.loader import Augmentation, load_prepared
 from nasforge.data.registry import nats_split_indices
 from nasforge.data.sources import CHECKSUMS
 
@@ -38,7 +39,7 @@ def test_cifar10_valid_and_cifar10_from_the_archive(tmp_path, tiny_cifar10):
 
     folder = prepare("cifar10-valid", tmp_path / "out", archive, checksums)
     x_tr, y_tr = load_prepared(folder, "train")
-    x_va, y_va = load_prepared(folder, "valid")
+    x_va, _ = load_prepared(folder, "valid")
     x_te, y_te = load_prepared(folder, "test")
     split = nats_split_indices("cifar-split.txt", "train")
     train_idx, valid_idx = split[split < 50], nats_split_indices("cifar-split.txt", "valid")

@@ -17,13 +17,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ALL_CONV, ALL_NONE
-from nasforge.models import build_network
+from helpers.archs import ALL_CONV, ALL_NONE
 from nasforge.models.fused import fuse
+from nasforge.models.networks import build_network
+from nasforge.paths import Results
+from nasforge.plan import group_memory_bytes, make_plan, pack_groups
+from nasforge.protocol import Protocol
 from nasforge.spaces import get_space
-from nasforge.spaces.plan import group_memory_bytes, make_plan, pack_groups
-from nasforge.train import Protocol, ShardJob, reference, run_shard
+from nasforge.train import reference
 from nasforge.train.fused import OutOfMemory, member_losses, train_group, train_split_on_oom
+from nasforge.train.shard import ShardJob, run_shard
 from nasforge.train.splits import load_splits
 
 TSS, SSS = get_space("tss"), get_space("sss")
@@ -190,15 +193,16 @@ def test_plan_carries_groups_within_shards():
 
 def test_fused_shard_job_writes_the_same_tables_twice(mnist_tiny, tmp_path):
     def job(out):
-        return ShardJob("tss", "mnist5k", "01", 777, 0, 1, mnist_tiny, out, out / "measured", archs=STEADY,
-                        device="cpu", threads=1, protocol=SMALL_BATCH, latency_repeats=1, engine="fused")
+        return ShardJob.under(Results(str(out)), space="tss", dataset="mnist5k", hp="01", seed=777,
+                              data=mnist_tiny / "mnist5k", archs=STEADY, device="cpu", threads=1,
+                              protocol=SMALL_BATCH, latency_repeats=1, engine="fused")
 
     a, b = run_shard(job(tmp_path / "a")), run_shard(job(tmp_path / "b"))
     assert a.read_bytes() == b.read_bytes()
     assert pl.read_parquet(a)["arch_index"].unique().sort().to_list() == sorted(STEADY)
     with pytest.raises(ValueError, match="unknown engine 'turbo'"):
-        run_shard(ShardJob("tss", "mnist5k", "01", 777, 0, 1, mnist_tiny, tmp_path / "c", tmp_path / "m",
-                           archs=STEADY, engine="turbo"))
+        run_shard(ShardJob.under(Results(str(tmp_path / "c")), space="tss", dataset="mnist5k", hp="01", seed=777,
+                                 data=mnist_tiny / "mnist5k", archs=STEADY, engine="turbo"))
 
 
 def test_member_losses_are_each_members_cross_entropy():

@@ -11,22 +11,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fabricate
 import numpy as np
 import polars as pl
 import pytest
-import test_phases as phases
 from typer.testing import CliRunner
 
+from helpers import fabricate, phases
 from nasforge.analysis import analyse
 from nasforge.api import Benchmark, QueryError, create
 from nasforge.cli import app
 from nasforge.config import ParamsError, check_params
-from nasforge.data import SourceError, load_prepared, prepare
+from nasforge.data import SourceError, prepare
+from nasforge.data.loader import load_prepared
 from nasforge.files import IntegrityError
 from nasforge.release import ReleaseError, verify
 from nasforge.search import run_search
-from nasforge.tables import write_table
+from nasforge.tables import read_metadata, write_table
 from nasforge.validate import ValidationFailed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +38,10 @@ def built(tmp_path_factory):
     """A release built from fabricated shards, and the results folder it came from."""
     results = tmp_path_factory.mktemp("hostile") / "results"
     fabricate.shard_tables(results, phases.PARAMS)
-    phases._aggregate(results)
-    phases._validate(results)
-    analyse(results / "bench/tss/archs.parquet", results / "figures/tss")
-    return results, phases._release(results)
+    phases.run_aggregate(results)
+    phases.run_validate(results)
+    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
+    return results, phases.run_release(results)
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def one_line_error(result, *needles: str) -> str:
     """The CLI failed with an error message (no traceback) that names every needle."""
     output = result.output
     assert result.exit_code in (1, 2), output
-    assert "Traceback" not in output and result.exception is None or isinstance(result.exception, SystemExit), output
+    assert ("Traceback" not in output and result.exception is None) or isinstance(result.exception, SystemExit), output
     for needle in needles:
         assert needle in output, f"{needle!r} not in {output!r}"
     return output
@@ -79,6 +79,7 @@ def one_line_error(result, *needles: str) -> str:
 
 # --- 1. shell injection through params.yaml ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_source_path_with_shell_syntax_reaches_nasforge_as_one_literal_argument(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
@@ -94,7 +95,7 @@ def test_a_source_path_with_shell_syntax_reaches_nasforge_as_one_literal_argumen
                             cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode != 0
     assert not marker.exists()
-    log = (work / "results/logs/prepare/cifar10.log").read_text()
+    log = (work / "results/logs/data/cifar10.log").read_text()
     assert f"/nonexistent dir/x$(touch {marker})`touch {marker}`: no cifar-10-python.tar.gz" in log
 
 
@@ -184,6 +185,7 @@ def test_links_in_a_release_are_refused_and_never_followed(release, tmp_path, li
         create(str(release), "tss")
 
 
+@pytest.mark.slow
 def test_a_fifo_in_a_release_never_blocks_a_reader(release):
     code = f"""
 import os, sys
@@ -296,8 +298,8 @@ def test_a_flipped_byte_in_a_shard_stops_aggregation(tmp_path):
         flipped[position] ^= 0x10
         shard.write_bytes(bytes(flipped))
         with pytest.raises(IntegrityError, match=r"shard1\.parquet: its bytes do not match shard1\.parquet\.sha256"):
-            phases._aggregate(results)
-    assert not (results / "bench").exists()
+            phases.run_aggregate(results)
+    assert not (results / "aggregate").exists()
 
 
 def test_a_flipped_pixel_in_a_prepared_dataset_is_refused(mnist_tiny, tmp_path):
@@ -321,11 +323,11 @@ def test_a_flipped_pixel_in_a_prepared_dataset_is_refused(mnist_tiny, tmp_path):
 def test_validation_checks_archs_against_epochs(tmp_path, tamper, detail):
     results = tmp_path / "results"
     fabricate.shard_tables(results, phases.PARAMS)
-    phases._aggregate(results)
-    archs = results / "bench/tss/archs.parquet"
+    phases.run_aggregate(results)
+    archs = results / "aggregate/tss/archs.parquet"
     write_table(tamper(pl.read_parquet(archs)), archs, ["dataset", "hp", "arch_index"])  # re-hashed: a producer bug
     with pytest.raises(ValidationFailed, match="consistency"):
-        phases._validate(results)
+        phases.run_validate(results)
     report = json.loads((results / "validate/tss/validation.json").read_text())
     failed = [x for x in report["suites"]["consistency"]["expectations"] if not x["success"]]
     assert failed and any(detail in u for u in failed[0]["unexpected"]), failed
@@ -337,10 +339,11 @@ def test_a_diverged_epoch_with_a_finite_accuracy_fails_validation(tmp_path):
     shard = results / "train/tss/mnist5k/hp12/seed777/shard0.parquet"
     table = pl.read_parquet(shard)
     write_table(table.with_columns(diverged=pl.col("epoch") == 11), shard, ["space", "dataset", "hp", "seed",
-                                                                            "arch_index", "epoch"])
-    phases._aggregate(results)
+                                                                            "arch_index", "epoch"],
+                read_metadata(shard))
+    phases.run_aggregate(results)
     with pytest.raises(ValidationFailed, match="consistency"):
-        phases._validate(results)
+        phases.run_validate(results)
 
 
 # --- 6. recovery -------------------------------------------------------------------------------------
@@ -348,11 +351,11 @@ def test_a_diverged_epoch_with_a_finite_accuracy_fails_validation(tmp_path):
 def test_a_second_job_on_the_same_shard_stops_at_once(tmp_path):
     import fcntl
 
-    from nasforge.train import ShardJob, run_shard
+    from nasforge.paths import Results
+    from nasforge.train.shard import ShardJob, run_shard
 
-    job = ShardJob("tss", "mnist5k", "01", 777, 0, 4, tmp_path / "data", tmp_path / "train", tmp_path / "measured",
-                   archs=[0])
-    parts = job.folder / "shard0.parts"
+    job = ShardJob.under(Results(str(tmp_path)), space="tss", dataset="mnist5k", hp="01", seed=777, of=4, archs=[0])
+    parts = job.parts
     parts.mkdir(parents=True)
     fd = os.open(parts, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -432,7 +435,7 @@ def test_a_killed_pipeline_resumes_and_keeps_finished_shards(tmp_path):
 ])
 def test_bad_train_shard_options(tmp_path, args, needle):
     base = {"--space": "tss", "--dataset": "mnist5k", "--hp": "01", "--seed": "777", "--archs": "0",
-            "--data": str(tmp_path / "data"), "--out": str(tmp_path / "train")}
+            "--data": str(tmp_path / "data"), "--results": str(tmp_path / "train")}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     result = runner.invoke(app, ["train-shard", *[x for kv in base.items() for x in kv]])
     one_line_error(result, needle)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasforge.models import build_network, cost
+from nasforge.models.cost import cost
+from nasforge.models.networks import build_network
 from nasforge.spaces import get_space
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ALL_CONV
+from helpers.archs import ALL_CONV
 from nasforge.data.registry import DATASETS, nats_split_indices
-from nasforge.models import build_network
+from nasforge.models.networks import build_network
+from nasforge.protocol import Protocol
 from nasforge.spaces import get_space
 from nasforge.spaces.sss import FIXED_CELL
-from nasforge.train import Protocol
-from nasforge.train.reference import eval_metrics, make_optimizer, train_batches
+from nasforge.train.loop import eval_metrics, make_optimizer, train_batches
 from nasforge.train.splits import Splits
 
 xautodl = pytest.importorskip("xautodl", reason="install the oracle: pip install --no-deps xautodl==1.0.0")

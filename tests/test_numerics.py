@@ -84,7 +84,7 @@ def test_caps_in_the_shell_change_no_byte_of_a_pinned_shard(mnist_tiny, tmp_path
 
 
 def probe(cpu: str | None, level: str) -> subprocess.Popen:
-    cmd = [sys.executable, str(ROOT / "tests/cpu_probe.py")]
+    cmd = [sys.executable, str(ROOT / "tests/helpers/cpu_probe.py")]
     if cpu:
         cmd = ["qemu-x86_64", "-cpu", cpu, *cmd]
     return subprocess.Popen(cmd, env=clean_env(**{numerics.ENV: level}), stdout=subprocess.PIPE,

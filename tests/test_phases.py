@@ -9,31 +9,17 @@ import polars as pl
 import pytest
 import yaml
 
-import fabricate
-from conftest import ALL_CONV, ALL_NONE
-from nasforge.aggregate import CoverageError, Layout, aggregate
+from helpers import fabricate, phases
+from helpers.archs import ALL_CONV, ALL_NONE
+from helpers.phases import PARAMS, ROOT, SCHEMA
+from nasforge.aggregate import CoverageError
 from nasforge.analysis import analyse
 from nasforge.config import ParamsError, check_params, load_params
-from nasforge.release import build_release, verify
-from nasforge.spaces.plan import make_plan, sample_archs
-from nasforge.tables import write_table
-from nasforge.train.shard import KEYS
-from nasforge.validate import ValidationFailed, expected_from_params, validate
-
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow/schemas/params.schema.yaml"
-PARAMS = {
-    "release": {"name": "nasforge", "version": "0.0.1"},
-    "space": "tss",
-    "datasets": ["mnist5k"],
-    "plan": {"archs": 8, "sample_seed": 1, "shards": 3, "include": [ALL_CONV, ALL_NONE]},
-    "train": {"budgets": ["12"], "seeds": [777, 888]},
-    "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 5.0,
-                 "seed_spread_median_max": 2.0},
-    "search": {"algorithms": ["random", "rea", "reinforce", "bohb", "local", "naswot"], "runs": 3,
-               "time_model": "flops", "gflops": 100.0, "time_budget": {"mnist5k": 60.0}, "naswot_samples": 4,
-               "proxies": {"batch_size": 8}},
-}
+from nasforge.plan import make_plan, sample_archs
+from nasforge.release import verify
+from nasforge.schema import SHARD_KEYS as KEYS
+from nasforge.tables import read_metadata, write_table
+from nasforge.validate import ValidationFailed
 
 
 def test_committed_params_files_are_valid():
@@ -85,12 +71,8 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
-def _aggregate(results):
-    return aggregate(Layout.from_params(PARAMS, results), results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss")
-
-
 def test_aggregate_tables(results):
-    written = _aggregate(results)
+    written = phases.run_aggregate(results)
     epochs, archs = pl.read_parquet(written["epochs"]), pl.read_parquet(written["archs"])
     assert epochs.height == 8 * 12 * 2 and archs.height == 8
     row = archs.row(0, named=True)
@@ -107,30 +89,25 @@ def test_aggregate_names_missing_and_doubled_archs(results):
     shard = results / "train/tss/mnist5k/hp12/seed888/shard1.parquet"
     table = pl.read_parquet(shard)
     gone = table["arch_index"][0]
-    write_table(table.filter(pl.col("arch_index") != gone), shard, KEYS)  # a job that lost an arch
+    write_table(table.filter(pl.col("arch_index") != gone), shard, KEYS, read_metadata(shard))  # a job that lost an arch
     with pytest.raises(CoverageError, match=rf"mnist5k hp12 seed888: missing archs \[{gone}\]"):
-        _aggregate(results)
-    write_table(pl.concat([table, table]), shard, KEYS)
+        phases.run_aggregate(results)
+    write_table(pl.concat([table, table]), shard, KEYS, read_metadata(shard))
     with pytest.raises(CoverageError, match="more than once"):
-        _aggregate(results)
+        phases.run_aggregate(results)
     shard.unlink()
     with pytest.raises(CoverageError, match="shard1.parquet"):
-        _aggregate(results)
-
-
-def _validate(results):
-    return validate(results / "bench/tss/epochs.parquet", results / "bench/tss/archs.parquet",
-                    expected_from_params(PARAMS, results / "plan/tss.parquet"), results / "validate/tss")
+        phases.run_aggregate(results)
 
 
 def test_validation_passes_and_writes_stable_reports(results):
-    _aggregate(results)
-    summary = _validate(results)
+    phases.run_aggregate(results)
+    summary = phases.run_validate(results)
     assert summary["success"] and summary["expectations"] >= 30
     report = json.loads((results / "validate/tss/validation.json").read_text())
     assert report["suites"]["chance"]["rows"] == 1 and report["suites"]["cost_model"]["rows"] == 8
     first = {p: p.read_bytes() for p in sorted((results / "validate/tss").rglob("*")) if p.is_file()}
-    _validate(results)
+    phases.run_validate(results)
     again = {p: p.read_bytes() for p in sorted((results / "validate/tss").rglob("*")) if p.is_file()}
     assert first == again
     index = (results / "validate/tss/docs/index.html").read_text()
@@ -146,31 +123,26 @@ def test_validation_passes_and_writes_stable_reports(results):
 ])
 def test_a_corrupted_shard_fails_validation_and_blocks_the_release(results, corrupt, expectation):
     shard = results / "train/tss/mnist5k/hp12/seed777/shard0.parquet"
-    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS)  # a trainer that wrote bad numbers
+    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS, read_metadata(shard))  # a trainer that wrote bad numbers
     shard = results / "train/tss/mnist5k/hp12/seed777/shard1.parquet"
-    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS)  # a trainer that wrote bad numbers
+    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS, read_metadata(shard))  # a trainer that wrote bad numbers
     shard = results / "train/tss/mnist5k/hp12/seed777/shard2.parquet"
-    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS)  # a trainer that wrote bad numbers
-    _aggregate(results)
+    write_table(corrupt(pl.read_parquet(shard)), shard, KEYS, read_metadata(shard))  # a trainer that wrote bad numbers
+    phases.run_aggregate(results)
     with pytest.raises(ValidationFailed, match=expectation):
-        _validate(results)
+        phases.run_validate(results)
     assert not (results / "validate/tss/summary.json").exists()
     assert json.loads((results / "validate/tss/validation.json").read_text())["success"] is False
-    analyse(results / "bench/tss/archs.parquet", results / "figures/tss")
+    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
     with pytest.raises(FileNotFoundError, match="no passing validation"):
-        _release(results)
+        phases.run_release(results)
     assert not (results / "release").exists() or not list((results / "release").iterdir())
 
 
-def _release(results):
-    return build_release(PARAMS, results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss",
-                         results / "validate/tss", results / "figures/tss", results / "release")
-
-
 def test_figures_are_byte_stable(results, tmp_path):
-    _aggregate(results)
-    a = analyse(results / "bench/tss/archs.parquet", tmp_path / "a")
-    b = analyse(results / "bench/tss/archs.parquet", tmp_path / "b")
+    phases.run_aggregate(results)
+    a = analyse(results / "aggregate/tss/archs.parquet", tmp_path / "a")
+    b = analyse(results / "aggregate/tss/archs.parquet", tmp_path / "b")
     assert {k: p.read_bytes() for k, p in a.items()} == {k: p.read_bytes() for k, p in b.items()}
     assert len([p for p in a.values() if p.suffix == ".png"]) == 5
     metrics = json.loads(a["metrics"].read_text())["mnist5k/hp12"]
@@ -178,10 +150,10 @@ def test_figures_are_byte_stable(results, tmp_path):
 
 
 def test_release_verifies_and_detects_any_change(results):
-    _aggregate(results)
-    _validate(results)
-    analyse(results / "bench/tss/archs.parquet", results / "figures/tss")
-    release = _release(results)
+    phases.run_aggregate(results)
+    phases.run_validate(results)
+    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
+    release = phases.run_release(results)
     assert release.name == "nasforge-tss-v0.0.1"
     assert verify(release) == []
     manifest = json.loads((release / "manifest.json").read_text())
@@ -196,17 +168,18 @@ def test_release_verifies_and_detects_any_change(results):
     data[len(data) // 2] ^= 1
     archs.write_bytes(bytes(data))
     assert any("tables/archs.parquet: sha256 differs" in p for p in verify(release))
-    rebuilt = _release(results)
+    rebuilt = phases.run_release(results)
     assert verify(rebuilt) == []
     (rebuilt / "measured/times.parquet").write_bytes(b"changed")
     assert any("measured/times.parquet: sha256 differs" in p for p in verify(rebuilt))
-    _release(results)
+    phases.run_release(results)
     (rebuilt / "extra.txt").write_text("smuggled in")
     assert any("extra.txt: not listed" in p for p in verify(rebuilt))
     shutil.rmtree(rebuilt / "figures")
     assert any("listed in manifest.json but missing" in p for p in verify(rebuilt))
 
 
+@pytest.mark.slow
 def test_workflow_is_lint_clean():
     import os
     import subprocess
@@ -216,3 +189,52 @@ def test_workflow_is_lint_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, env=env, capture_output=True,
                             text=True)
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, result.stdout
+
+
+def test_shards_of_another_protocol_are_refused_and_the_release_states_the_recorded_one(results):
+    written = phases.run_aggregate(results)
+    recorded = json.loads(written["protocols"].read_text())
+    assert list(recorded) == ["12"] and recorded["12"]["epochs"] == 12
+    assert recorded["12"]["protocol"]["batch_size"] == 256 and recorded["12"]["protocol"]["lr"] == 0.1
+
+    shard = results / "train/tss/mnist5k/hp12/seed888/shard2.parquet"
+    meta = read_metadata(shard)
+    meta["job"]["protocol"]["batch_size"] = 128  # a job run by hand with another batch
+    write_table(pl.read_parquet(shard), shard, KEYS, meta)
+    with pytest.raises(CoverageError, match=r"seed888/shard2.parquet: trained hp 12 with .*'batch_size': 128"):
+        phases.run_aggregate(results)
+
+    other = copy.deepcopy(PARAMS)
+    other["train"]["protocol"] = {"batch_size": 128}  # ...which a configuration saying so accepts, for that shard
+    with pytest.raises(CoverageError, match="seed777/shard0.parquet") as caught:
+        phases.run_aggregate(results, other)
+    assert "seed888/shard2" not in str(caught.value)
+
+
+def test_release_carries_the_protocols_and_the_card_states_them(results):
+    phases.run_aggregate(results)
+    phases.run_validate(results)
+    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
+    release = phases.run_release(results)
+    assert json.loads((release / "tables/protocols.json").read_text())["12"]["protocol"]["weight_decay"] == 5e-4
+    card = (release / "DATACARD.md").read_text()
+    assert "as every shard recorded it (`tables/protocols.json`)" in card
+    assert "  - hp12: SGD, momentum 0.9 Nesterov, lr 0.1" in card and "batch 256." in card
+    assert verify(release) == []
+
+
+def test_loading_fills_the_schemas_defaults_once(tmp_path):
+    params = copy.deepcopy({k: v for k, v in PARAMS.items()})
+    for section, key in (("train", "threads"), ("train", "engine"), ("train", "protocol"), ("plan", "sample_seed"),
+                         ("search", "gflops"), ("search", "max_evaluations")):
+        params[section].pop(key, None)
+    params.pop("sources", None)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    loaded = load_params(path, SCHEMA)
+    assert loaded["train"]["threads"] == 1 and loaded["train"]["engine"] == "reference"
+    assert loaded["train"]["protocol"] == {} and loaded["plan"]["sample_seed"] == 0 and loaded["sources"] == {}
+    assert loaded["search"]["gflops"] == 100.0 and loaded["search"]["max_evaluations"] == 10000
+    params["train"]["threads"] = 2  # a value given is kept
+    path.write_text(yaml.safe_dump(params))
+    assert load_params(path, SCHEMA)["train"]["threads"] == 2

@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 import yaml
 
-from nasforge.tables import write_table
-from nasforge.train.shard import KEYS
+from nasforge.schema import SHARD_KEYS as KEYS
+from nasforge.tables import read_metadata, write_table
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def test_a_corrupted_shard_blocks_the_release_and_bad_params_are_named(tmp_path)
     assert result.returncode != 0 and not (root / RELEASE).exists()
     assert "shard0.parquet: its bytes do not match shard0.parquet.sha256" in (
         root / "results/logs/aggregate/tss.log").read_text()
-    write_table(table.with_columns(test_acc=pl.col("test_acc") + 100), shard, KEYS)  # a trainer's wrong accuracy
+    write_table(table.with_columns(test_acc=pl.col("test_acc") + 100), shard, KEYS, read_metadata(shard))  # a trainer's wrong accuracy
     result = run(["nasforge", "pipeline"], root, check=False)
     assert result.returncode != 0
     assert not (root / RELEASE).exists() and not (root / "results/validate/tss/summary.json").exists()
@@ -193,7 +193,7 @@ def test_the_full_config_replaces_the_embedded_one_and_trains_at_nats_protocol()
     assert all("--protocol-json '{}'" in job for job in jobs)
     assert {job.split("--hp ")[1].split()[0] for job in jobs} == {"12", "200"}
     embedded = run([sys.executable, "-m", "snakemake", "-n", "-p", "--profile", "workflow/profiles/default",
-                    "--forcerun", "train_shard"], ROOT)
+                    "--forcerun", "train"], ROOT)
     assert "--protocol-json '{\"batch_size\": 128}'" in embedded.stdout
 
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import ALL_CONV, ALL_NONE
+from helpers.archs import ALL_CONV, ALL_NONE
 from nasforge.cli import app
-from nasforge.search.proxies import PROXIES, jacob_cov_score, naswot_score, score_archs
+from nasforge.schema import PROXIES
+from nasforge.search.proxies import jacob_cov_score, naswot_score, score_archs
 from nasforge.spaces import get_space
 from nasforge.train import environment
 from nasforge.train.splits import load_splits
@@ -66,7 +67,7 @@ def test_sss_proxies_and_bad_batch_size(splits):
 
 
 def test_proxies_cli_scores_every_planned_arch(mnist_small, tmp_path):
-    from nasforge.spaces.plan import make_plan
+    from nasforge.plan import make_plan
     from nasforge.tables import write_table
 
     results = tmp_path / "results"

@@ -4,19 +4,17 @@ import copy
 import json
 import random
 
-import fabricate
 import polars as pl
 import pytest
-import test_phases as phases
 from typer.testing import CliRunner
 
+from helpers import fabricate, phases
 from nasforge.analysis import analyse
 from nasforge.api import Benchmark, QueryError
 from nasforge.cli import app
 from nasforge.release import build_release
 from nasforge.search import ALGORITHMS, SimulatedBench, TimeModel, final_results, run_search
 from nasforge.search.bohb import bohb
-from nasforge.validate import expected_from_params, validate
 
 PARAMS = copy.deepcopy(phases.PARAMS)
 PARAMS["train"]["seeds"] = [777]
@@ -27,15 +25,10 @@ PARAMS["plan"]["archs"] = 12
 def bench(tmp_path_factory):
     results = tmp_path_factory.mktemp("search") / "results"
     fabricate.shard_tables(results, PARAMS)
-    from nasforge.aggregate import Layout, aggregate
-
-    aggregate(Layout.from_params(PARAMS, results), results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss")
-    validate(results / "bench/tss/epochs.parquet", results / "bench/tss/archs.parquet",
-             expected_from_params(PARAMS, results / "plan/tss.parquet"), results / "validate/tss")
-    analyse(results / "bench/tss/archs.parquet", results / "figures/tss")
-    release = build_release(PARAMS, results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss",
-                            results / "validate/tss", results / "figures/tss", results / "release")
-    return Benchmark.open(release)
+    phases.run_aggregate(results, PARAMS)
+    phases.run_validate(results, PARAMS)
+    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
+    return Benchmark.open(phases.run_release(results, PARAMS))
 
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))
@@ -132,14 +125,14 @@ SEARCH = {**PARAMS["search"], "algorithms": ["random", "rea", "bohb", "naswot"]}
 
 def _perfect_proxies(bench, results):
     """A proxies table whose naswot column is the arch's test accuracy: a perfect proxy."""
-    from nasforge.search.proxies import PROXIES, SCHEMA
+    from nasforge.schema import PROXIES, PROXY_SCHEMA
     from nasforge.tables import write_table
 
     archs = bench.archs.filter(pl.col("hp") == "12").sort("arch_index")
     rows = [{"space": "tss", "dataset": "mnist5k", "arch_index": r["arch_index"], "arch": r["arch"], "seed": 777,
              "batch_size": 8, **{p: float(k) for k, p in enumerate(PROXIES)}, "naswot": r["test_acc_mean"],
              "params": r["params"], "flops": r["flops"]} for r in archs.iter_rows(named=True)]
-    return write_table(pl.DataFrame(rows, schema=SCHEMA), results / "search/tss/proxies.parquet", ["arch_index"])
+    return write_table(pl.DataFrame(rows, schema=PROXY_SCHEMA), results / "search/tss/proxies.parquet", ["arch_index"])
 
 
 def test_search_phase_is_byte_stable_and_lands_in_the_release(bench):
@@ -162,13 +155,13 @@ def test_search_phase_is_byte_stable_and_lands_in_the_release(bench):
     summary = (results / "search/tss/summary.md").read_text()
     assert all(f"| {a} |" in summary for a in SEARCH["algorithms"]) and "+-" in summary
 
-    metrics = json.loads(analyse(results / "bench/tss/archs.parquet", results / "figures/tss", proxies)["metrics"].read_text())
+    metrics = json.loads(analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss", proxies)["metrics"].read_text())
     correlations = metrics["mnist5k/hp12"]["proxies"]
     assert correlations["naswot"]["spearman"] == 1.0 and correlations["naswot"]["kendall"] == 1.0
     assert correlations["synflow"] == {"archs": 12, "spearman": None, "kendall": None}  # a constant proxy
 
-    release = build_release(params, results / "plan/tss.parquet", results / "bench/tss", results / "measured/bench/tss",
-                            results / "validate/tss", results / "figures/tss", results / "release2",
+    release = build_release(params, results / "plan/tss.parquet", results / "aggregate/tss", results / "measured/aggregate/tss",
+                            results / "validate/tss", results / "analysis/tss", results / "release2",
                             results / "search/tss")
     manifest = json.loads((release / "manifest.json").read_text())
     assert {"search/trajectories.parquet", "search/proxies.parquet", "figures/proxy_correlation.png"} <= set(manifest["files"])
@@ -179,8 +172,8 @@ def test_search_phase_is_byte_stable_and_lands_in_the_release(bench):
 
     measured = {**params, "search": {**SEARCH, "time_model": "measured"}}
     run_search_suite(measured, results)
-    release = build_release(measured, results / "plan/tss.parquet", results / "bench/tss",
-                            results / "measured/bench/tss", results / "validate/tss", results / "figures/tss",
+    release = build_release(measured, results / "plan/tss.parquet", results / "aggregate/tss",
+                            results / "measured/aggregate/tss", results / "validate/tss", results / "analysis/tss",
                             results / "release3", results / "search/tss")
     assert (release / "measured/search/trajectories.parquet").is_file() and (release / "search/proxies.parquet").is_file()
     assert not (release / "search/trajectories.parquet").exists() and verify(release) == []
@@ -205,7 +198,7 @@ def test_search_suite_errors_name_the_fix(bench, tmp_path):
 def test_runs_share_one_search_problem_and_curves_match_the_epoch_table(bench):
     """What every run of a (dataset, budget) needs is built once; the in-memory curves BOHB reads
     are exactly the per-epoch table's rows."""
-    from nasforge.search.multi_trial import SearchProblem
+    from nasforge.search.simulation import SearchProblem
 
     a = SimulatedBench(bench, "mnist5k", "12", random.Random(0), 100.0)
     b = SimulatedBench(bench, "mnist5k", "12", random.Random(1), 100.0)
@@ -221,8 +214,7 @@ def test_mutation_through_the_code_lookup_draws_as_the_general_case(tmp_path):
     """When the mutant is held, mutate answers from a lookup, yet consumes the generator exactly as
     the nearest-arch search would, so every trajectory stays what it was. The five archs here differ
     in their last edge only, so many mutants are held."""
-    from nasforge.aggregate import Layout, aggregate
-    from nasforge.search.multi_trial import SearchProblem
+    from nasforge.search.simulation import SearchProblem
 
     params = copy.deepcopy(phases.PARAMS)
     ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
@@ -230,9 +222,8 @@ def test_mutation_through_the_code_lookup_draws_as_the_general_case(tmp_path):
     params["plan"] = {"archs": 5, "sample_seed": 0, "shards": 1, "include": family}
     results = tmp_path / "results"
     fabricate.shard_tables(results, params)
-    aggregate(Layout.from_params(params, results), results / "plan/tss.parquet", results / "bench/tss",
-              results / "measured/bench/tss")
-    dense = Benchmark.from_tables(results, "tss", results / "bench/tss", results / "measured/bench/tss/arch_times.parquet")
+    phases.run_aggregate(results, params)
+    dense = Benchmark.from_tables(results, "tss", results / "aggregate/tss", results / "measured/aggregate/tss/arch_times.parquet")
     env = SimulatedBench(dense, "mnist5k", "12", random.Random(5), 100.0)
     general = SimulatedBench(dense, "mnist5k", "12", random.Random(5), 100.0)
     general.problem = SearchProblem(dense, "mnist5k", "12", TimeModel())

@@ -2,8 +2,7 @@ import random
 
 import pytest
 
-from nasforge.spaces import get_space
-from nasforge.spaces import tss
+from nasforge.spaces import get_space, tss
 
 
 def test_sizes():
@@ -106,3 +105,41 @@ def test_unknown_space():
     with pytest.raises(ValueError, match="expected one of"):
         get_space("nb101")
     assert get_space("TSS") is get_space("tss")
+
+
+@pytest.mark.parametrize("name", ["tss", "sss"])
+def test_every_space_answers_what_the_phases_ask(name):
+    """The Space interface the phases use instead of branching on a name: encoding, canonical
+    form, skeleton, network config, padding; each checked against the space's own strings."""
+    from nasforge.spaces import SPACES, Space
+
+    space = get_space(name)
+    assert isinstance(space, Space) and isinstance(space, SPACES[name]) and get_space(space) is space
+    for index in (0, 1, 777, len(space) - 1):
+        arch = space.arch(index)
+        code = space.encode(arch)
+        assert code == space.encode(index) and space.decode(code) == arch
+        assert len(code) == len(space.parse(arch)) and all(0 <= c < space.choices for c in code)
+        canonical = space.canonical_index(index)
+        assert canonical <= index and space.canonical(arch) == space.arch(canonical)
+        ops, layers = space.skeleton(arch)
+        assert len(ops) == 6 and all(isinstance(c, int) and isinstance(r, bool) for c, r in layers)
+        assert space.net_config(arch, 10)["num_classes"] == 10
+    assert space.unique_count() == (6466 if name == "tss" else len(space))
+
+
+def test_space_specific_answers():
+    tss, sss = get_space("tss"), get_space("sss")
+    assert tss.input_independent("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert not tss.input_independent("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|")
+    assert tss.input_independent("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|")  # 0 -> 1 cut
+    assert not any(sss.input_independent(sss.arch(i)) for i in (0, 100, 32767))
+    assert sss.pads_groups and not tss.pads_groups
+    assert sss.widest(["8:64:8:16:8", "16:8:24:8:64"]) == "16:64:24:16:64"
+    with pytest.raises(NotImplementedError):
+        tss.widest([tss.arch(0)])
+    assert sss.canonical_index("64:64:64:64:64") == 32767  # no isomorphs: itself
+    _, layers = sss.skeleton("8:16:24:32:40")
+    assert layers == [(8, False), (16, True), (24, False), (32, True), (40, False)]
+    assert tss.net_config(tss.arch(0), 100) == {"name": "infer.tiny", "C": 16, "N": 5, "arch_str": tss.arch(0),
+                                                "num_classes": 100}

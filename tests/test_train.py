@@ -10,11 +10,14 @@ import polars as pl
 import pytest
 import torch
 
-from conftest import ALL_CONV, ALL_NONE
+from helpers.archs import ALL_CONV, ALL_NONE
+from nasforge.paths import Results
+from nasforge.protocol import Protocol
+from nasforge.schema import epochs_of
 from nasforge.spaces import get_space
 from nasforge.tables import read_metadata, write_table
-from nasforge.train import Protocol, ShardJob, epochs_of, run_shard
-from nasforge.train import reference
+from nasforge.train import loop, reference
+from nasforge.train.shard import ShardJob, run_shard, shard_archs
 from nasforge.train.splits import Splits
 
 TSS = get_space("tss")
@@ -25,8 +28,8 @@ SMALL_BATCH = Protocol.nats("12").with_overrides({"batch_size": 64})
 
 def job(data, out, archs, hp="01", seed=777, shard=0, of=1, **kw) -> ShardJob:
     kw.setdefault("protocol", SMALL_BATCH)
-    return ShardJob("tss", "mnist5k", hp, seed, shard, of, data, out, Path(out) / "measured", archs=archs,
-                    device="cpu", threads=1, latency_repeats=1, **kw)
+    return ShardJob.under(Results(str(out)), space="tss", dataset="mnist5k", hp=hp, seed=seed, shard=shard, of=of,
+                          data=Path(data) / "mnist5k", archs=archs, device="cpu", threads=1, latency_repeats=1, **kw)
 
 
 def test_protocol_defaults_are_nats_bench_files():
@@ -55,7 +58,7 @@ def trained(mnist_small, tmp_path_factory):
 
 
 def test_shard_table_schema_sorting_and_environment(trained):
-    table = pl.read_parquet(trained.output())
+    table = pl.read_parquet(trained.out)
     assert table.columns == [
         "space", "arch_index", "arch", "dataset", "hp", "seed", "epoch", "lr", "train_loss", "train_acc",
         "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss", "valtest_acc", "diverged"]
@@ -68,24 +71,24 @@ def test_shard_table_schema_sorting_and_environment(trained):
     assert table["valtest_acc"].null_count() == table.height
     # lr: constant per epoch, NATS-Bench's cosine over 3 epochs
     assert table.filter(pl.col("arch_index") == LIGHT)["lr"].to_list() == pytest.approx([0.1, 0.075, 0.025])
-    env = read_metadata(trained.output())["environment"]
+    env = read_metadata(trained.out)["environment"]
     assert {"torch", "cuda", "cudnn", "device", "driver", "threads"} <= set(env) and env["threads"] == "1"
     # Nothing of the host in a deterministic table: any x86-64 CPU writes these bytes.
     assert env["device"] == "cpu" and env["numerics.cpu_isa"] == "avx2" and env["numerics.MKL_CBWR"] == "COMPATIBLE"
-    assert read_metadata(trained.output("timing"))["host"]["cpu"]
-    timing = pl.read_parquet(trained.output("timing"))
-    assert trained.output("timing").parent == trained.measured_root / "tss/mnist5k/hp03/seed777"
+    assert read_metadata(trained.timing_out)["host"]["cpu"]
+    timing = pl.read_parquet(trained.timing_out)
+    assert trained.timing_out.parent == Path(str(trained.out).replace("/train/", "/measured/train/")).parent
     assert timing.height == 9 and (timing["train_seconds"] > 0).all()
-    cost = pl.read_parquet(trained.output("cost"))
+    cost = pl.read_parquet(trained.cost_out)
     assert sorted(cost["arch_index"].to_list()) == sorted([CONV, NONE, LIGHT])
     conv = cost.filter(pl.col("arch_index") == CONV)
     assert conv["params"].item() == pytest.approx(1.531546 - 2 * 16 * 9 / 1e6)  # 1 input channel, not 3
     assert (cost["latency_bs1_ms"] > 0).all() and (cost["latency_bs256_ms"] > cost["latency_bs1_ms"]).all()
-    assert not trained.folder.joinpath("shard0.parts").exists()
+    assert not trained.parts.exists()
 
 
 def test_conv_beats_chance_and_the_empty_cell_stays_at_chance(trained):
-    final = pl.read_parquet(trained.output()).filter(pl.col("epoch") == 2)
+    final = pl.read_parquet(trained.out).filter(pl.col("epoch") == 2)
     acc = dict(zip(final["arch_index"], final["valid_acc"], strict=True))
     # Chance is 10% (sd about 3 points on 100 balanced images); 20% is far above it.
     assert acc[CONV] > 20 and acc[LIGHT] > 20
@@ -117,17 +120,18 @@ def test_different_seeds_differ(mnist_tiny, tmp_path):
     assert a["train_loss"].item() != b["train_loss"].item()
 
 
+@pytest.mark.slow
 def test_killed_job_resumes_to_the_same_table(mnist_tiny, tmp_path):
     archs = "0,5,9,11,14,20"
     cmd = [sys.executable, "-m", "nasforge.cli", "train-shard", "--space", "tss", "--dataset", "mnist5k",
-           "--hp", "01", "--seed", "777", "--archs", archs, "--data", str(mnist_tiny), "--device", "cpu",
+           "--hp", "01", "--seed", "777", "--archs", archs, "--data", str(mnist_tiny / "mnist5k"), "--device", "cpu",
            "--latency-repeats", "1"]
     reference_out = tmp_path / "whole"
-    subprocess.run([*cmd, "--out", str(reference_out)], check=True, capture_output=True)
+    subprocess.run([*cmd, "--results", str(reference_out)], check=True, capture_output=True)
 
     out = tmp_path / "killed"
-    parts = out / "tss/mnist5k/hp01/seed777/shard0.parts"
-    proc = subprocess.Popen([*cmd, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    parts = out / "train/tss/mnist5k/hp01/seed777/shard0.parts"
+    proc = subprocess.Popen([*cmd, "--results", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(parts.glob("*.metrics.parquet"))) < 2:
@@ -136,20 +140,20 @@ def test_killed_job_resumes_to_the_same_table(mnist_tiny, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = {p.name for p in parts.glob("*.metrics.parquet")}
-    assert 2 <= len(done_before) < 6 and not (out / "tss/mnist5k/hp01/seed777/shard0.parquet").exists()
+    assert 2 <= len(done_before) < 6 and not (out / "train/tss/mnist5k/hp01/seed777/shard0.parquet").exists()
     assert not list(parts.glob(".*.tmp"))  # no half-written part is visible under a final name
 
-    result = subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True)
+    result = subprocess.run([*cmd, "--results", str(out)], check=True, capture_output=True, text=True)
     assert "wrote" in result.stdout
-    resumed = out / "tss/mnist5k/hp01/seed777/shard0.parquet"
-    whole = reference_out / "tss/mnist5k/hp01/seed777/shard0.parquet"
+    resumed = out / "train/tss/mnist5k/hp01/seed777/shard0.parquet"
+    whole = reference_out / "train/tss/mnist5k/hp01/seed777/shard0.parquet"
     table = pl.read_parquet(resumed)
     assert table.height == 6 and table.select("arch_index", "epoch").is_unique().all()
     assert resumed.read_bytes() == whole.read_bytes()
 
 
 def test_resume_refuses_other_settings(mnist_tiny, tmp_path):
-    parts = tmp_path / "tss/mnist5k/hp01/seed777/shard0.parts"
+    parts = job(mnist_tiny, tmp_path, [LIGHT]).parts
     parts.mkdir(parents=True)
     (parts / "job.json").write_text('{"seed": 1}')
     (parts / "5.metrics.parquet").write_bytes(b"")  # an arch trained under those settings
@@ -184,19 +188,24 @@ def test_nan_marks_the_arch_diverged_and_the_job_goes_on(mnist_tiny, tmp_path, m
 
 
 def test_shard_selection(tmp_path):
-    assert ShardJob("tss", "mnist5k", "01", 777, 3, 64).folder == Path("results/train/tss/mnist5k/hp01/seed777")
-    from nasforge.train.shard import shard_archs
+    default = ShardJob.under(space="tss", dataset="mnist5k", hp="01", seed=777, shard=3, of=64)
+    assert default.out == Path("results/train/tss/mnist5k/hp01/seed777/shard3.parquet")
+    assert default.parts == Path("results/train/tss/mnist5k/hp01/seed777/shard3.parts")
+    assert default.cost_out == Path("results/measured/train/tss/mnist5k/hp01/seed777/shard3.cost.parquet")
 
-    assert shard_archs(ShardJob("sss", "x", "01", 1, 2, 4))[:3] == [2, 6, 10]
+    def selection(space, shard, of, **kw):
+        return ShardJob.under(space=space, dataset="x", hp="01", seed=1, shard=shard, of=of, **kw)
+
+    assert shard_archs(selection("sss", 2, 4))[:3] == [2, 6, 10]
     plan = tmp_path / "plan.parquet"
     write_table(pl.DataFrame({"arch_index": [4, 1, 7, 3], "shard": [1, 0, 1, 0]}), plan, ["arch_index"])
-    assert shard_archs(ShardJob("tss", "x", "01", 1, 1, 2, plan=plan)) == [4, 7]
+    assert shard_archs(selection("tss", 1, 2, plan=plan)) == [4, 7]
     with pytest.raises(ValueError, match="--of 3"):
-        shard_archs(ShardJob("tss", "x", "01", 1, 1, 3, plan=plan))
+        shard_archs(selection("tss", 1, 3, plan=plan))
     with pytest.raises(ValueError, match="not in 0..1"):
-        shard_archs(ShardJob("tss", "x", "01", 1, 2, 2))
+        shard_archs(selection("tss", 2, 2))
     with pytest.raises(ValueError, match="TSS index"):
-        shard_archs(ShardJob("tss", "x", "01", 1, 0, 1, archs=[99999]))
+        shard_archs(selection("tss", 0, 1, archs=[99999]))
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
@@ -214,5 +223,5 @@ def test_init_and_data_depend_on_the_seed_only():
     other = reference.make_network("tss", LIGHT, 888, splits, torch.device("cpu")).state_dict()
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
-    g1, g2 = reference.data_generator(777), reference.data_generator(777)
+    g1, g2 = loop.data_generator(777), loop.data_generator(777)
     assert torch.equal(torch.randperm(50, generator=g1), torch.randperm(50, generator=g2))

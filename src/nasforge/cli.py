@@ -9,12 +9,37 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
+from nasforge.errors import InputError, NasforgeError
+from nasforge.paths import RESULTS, Results
 from nasforge.spaces import SPACE_NAMES, get_space
+
+PIPELINE = "Pipeline steps (each one Snakemake rule's command)"
+TOOLS = "Tools"
+
+
+class _Commands(TyperGroup):
+    """The one place errors become output: a NasforgeError (bad input, a missing or altered file, a
+    failed audit) or an OSError (a full disk, a read-only folder) is one line and its exit code;
+    anything else is a bug in nasforge and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NasforgeError as err:
+            typer.secho(f"{err.label}: {err}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(err.exit_code) from None
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            typer.secho(f"error: {where}{err.strerror or err}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
     name="nasforge",
     help="Build, rebuild, audit and publish NAS benchmarks (NATS-Bench's TSS and SSS).",
+    cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -22,8 +47,7 @@ app = typer.Typer(
 
 
 def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(2)
+    raise InputError(message)
 
 
 def _space_name(value: str) -> str:
@@ -32,7 +56,7 @@ def _space_name(value: str) -> str:
     return value.lower()
 
 
-@app.command("space")
+@app.command("space", rich_help_panel=TOOLS)
 def space_cmd(
     space: Annotated[str, typer.Argument(help="Search space: tss or sss.", callback=_space_name)],
     arch: Annotated[str, typer.Argument(help="An index (e.g. 0) or an arch string of the space.")],
@@ -44,15 +68,10 @@ def space_cmd(
     from nasforge.models import cost
 
     sp = get_space(space)
-    try:
-        index = sp.index(arch) if not arch.strip().lstrip("-").isdigit() else int(arch)
-        arch_str = sp.arch(index)
-    except ValueError as err:
-        _fail(str(err))
-    info = {"space": space, "index": index, "arch": arch_str}
-    if space == "tss":
-        info["canonical"] = sp.canonical(index)
-        info["canonical_index"] = sp.canonical_index(index)
+    index = sp.index(arch) if not arch.strip().lstrip("-").isdigit() else int(arch)
+    arch_str = sp.arch(index)
+    info = {"space": space, "index": index, "arch": arch_str, "canonical": sp.canonical(index),
+            "canonical_index": sp.canonical_index(index)}
     info.update({f"{k}_M": round(v, 6) for k, v in cost(space, arch_str, num_classes, input_size).items()})
     info.update(num_classes=num_classes, input_size=input_size)
     if as_json:
@@ -63,7 +82,7 @@ def space_cmd(
         typer.echo(f"{key:<{width}}  {value}")
 
 
-@app.command("spaces")
+@app.command("spaces", rich_help_panel=TOOLS)
 def spaces_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
@@ -80,9 +99,8 @@ def spaces_cmd(
             "flops_M": [round(min(c["flops"] for c in costs), 2), round(max(c["flops"] for c in costs), 2)],
             "first": sp.arch(0),
             "last": sp.arch(len(sp) - 1),
+            "unique_topologies": sp.unique_count(),
         }
-        if name == "tss":
-            entry["unique_topologies"] = sp.unique_count()
         summary[name] = entry
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
@@ -93,7 +111,7 @@ def spaces_cmd(
             typer.echo(f"  {key:<18} {value}")
 
 
-@app.command("prepare")
+@app.command("prepare", rich_help_panel=PIPELINE)
 def prepare_cmd(
     dataset: Annotated[str, typer.Argument(help="cifar10-valid, cifar10, cifar100, ImageNet16-120 or mnist5k.")],
     source: Annotated[
@@ -103,13 +121,10 @@ def prepare_cmd(
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of prepared datasets.")] = Path("results/data"),
 ) -> None:
-    """Verify a dataset's source and write it, with NATS-Bench's splits, to OUT/DATASET."""
-    from nasforge.data import SourceError, prepare, read_manifest
+    """Data phase: verify a dataset's source and write it, with NATS-Bench's splits, to OUT/DATASET."""
+    from nasforge.data import prepare, read_manifest
 
-    try:
-        folder = prepare(dataset, out, source)
-    except (SourceError, ValueError) as err:
-        _fail(str(err))
+    folder = prepare(dataset, out, source)
     manifest = read_manifest(folder)
     sizes = ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
     typer.echo(f"prepared {dataset} in {folder}: {sizes}")
@@ -124,7 +139,7 @@ def _index_list(value: str | None) -> list[int] | None:
         raise typer.BadParameter(f"expected comma-separated arch indices such as 0,9,123; got {value!r}") from None
 
 
-@app.command("train-shard")
+@app.command("train-shard", rich_help_panel=PIPELINE)
 def train_shard_cmd(
     space: Annotated[str, typer.Option("--space", help="tss or sss.", callback=_space_name)],
     dataset: Annotated[str, typer.Option("--dataset", help="A prepared dataset, e.g. cifar10-valid or mnist5k.")],
@@ -134,10 +149,14 @@ def train_shard_cmd(
     of: Annotated[int, typer.Option("--of", min=1, help="Number of shards.")] = 1,
     plan: Annotated[Path | None, typer.Option("--plan", help="Plan table assigning archs to shards.")] = None,
     archs: Annotated[str | None, typer.Option("--archs", help="Explicit comma-separated arch indices (overrides --plan).")] = None,
-    data: Annotated[Path, typer.Option("--data", help="Folder of prepared datasets.")] = Path("results/data"),
-    out: Annotated[Path, typer.Option("--out", help="Root of the training tables.")] = Path("results/train"),
-    measured_out: Annotated[Path | None, typer.Option("--measured-out", help="Root of the measured timing and cost "
-                            "tables [default: OUT's sibling measured/train].")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="The prepared dataset: its folder or manifest.json "
+                    "[default: RESULTS/data/DATASET].")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="The shard's metrics table [default: "
+                   "RESULTS/train/SPACE/DATASET/hpHP/seedSEED/shardK.parquet].")] = None,
+    timing_out: Annotated[Path | None, typer.Option("--timing-out", help="Its measured seconds [default: under "
+                          "RESULTS/measured/train/].")] = None,
+    cost_out: Annotated[Path | None, typer.Option("--cost-out", help="Its params, FLOPs and latency [default: "
+                        "under RESULTS/measured/train/].")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (fixed: results depend on it).")] = 1,
     protocol_json: Annotated[str | None, typer.Option("--protocol-json", help="Overrides of NATS-Bench's protocol "
@@ -146,28 +165,29 @@ def train_shard_cmd(
                                "figure; 0: not measured (the pipeline measures it in the first seed's jobs only).")] = 3,
     engine: Annotated[str, typer.Option("--engine", help="reference (one arch at a time) or fused (the plan's "
                       "groups, or packed here, trained as one computation).")] = "reference",
+    results: Annotated[Path, typer.Option("--results", help="Root the default paths of --data, --out, --timing-out "
+                       "and --cost-out lie under (laid out as nasforge.paths says).")] = Path("results"),
 ) -> None:
-    """Train one shard of architectures and write its tables (resumes a killed job)."""
+    """Train phase: train one shard of architectures and write its tables (resumes a killed job)."""
     from nasforge.data.registry import DATASETS
-    from nasforge.train import Protocol, ShardJob, run_shard
+    from nasforge.protocol import Protocol
+    from nasforge.train.shard import ShardJob, run_shard
 
     if dataset not in DATASETS:
         _fail(f"--dataset {dataset!r} is not a dataset nasforge knows; expected one of {sorted(DATASETS)}")
     if not DEVICE.match(device):
         _fail(f"--device {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")
-    try:
-        protocol = Protocol.nats(hp).with_overrides(_json_object(protocol_json, "--protocol-json"))
-        measured = measured_out or out.parent / "measured" / out.name
-        job = ShardJob(space, dataset, hp, seed, shard, of, data, out, measured, plan, _index_list(archs), device,
-                       threads, protocol, latency_repeats, engine)
-        path = run_shard(job)
-    except (ValueError, FileNotFoundError) as err:
-        _fail(str(err))
-    typer.echo(f"wrote {path}")
+    protocol = Protocol.nats(hp).with_overrides(_json_object(protocol_json, "--protocol-json"))
+    given = {"data": data, "out": out, "timing_out": timing_out, "cost_out": cost_out}
+    job = ShardJob.under(Results(str(results)), space=space, dataset=dataset, hp=hp, seed=seed, shard=shard, of=of, plan=plan,
+                         archs=_index_list(archs), device=device, threads=threads, protocol=protocol,
+                         latency_repeats=latency_repeats, engine=engine,
+                         **{k: v for k, v in given.items() if v is not None})
+    typer.echo(f"wrote {run_shard(job)}")
 
 
 PARAMS_OPTION = typer.Option("--params", help="The configuration, checked against workflow/schemas/params.schema.yaml.")
-RESULTS_OPTION = typer.Option("--results", help="Root of all phase outputs.")
+RESULTS_OPTION = typer.Option("--results", help="Root of all phase outputs (laid out as nasforge.paths says).")
 PARAMS_JSON_OPTION = typer.Option("--params-json", help="The relevant part of an already-checked configuration as "
                                   "JSON (how Snakemake rules pass it); overrides --params.")
 
@@ -191,16 +211,13 @@ def _json_object(text: str | None, option: str) -> dict | None:
 def _params(path: Path, inline: str | None = None) -> dict:
     """The configuration: params.yaml checked whole, or a rule's ``--params-json`` section checked
     against the same schema (a section may omit whole top-level keys, never break one)."""
-    from nasforge.config import ParamsError, check_params, load_params
+    from nasforge.config import check_params, load_params
 
-    try:
-        if inline is not None:
-            params = _json_object(inline, "--params-json")
-            check_params(params, _schema(), "--params-json", partial=True)
-            return params
-        return load_params(path)
-    except ParamsError as err:
-        _fail(str(err))
+    if inline is not None:
+        params = _json_object(inline, "--params-json")
+        check_params(params, _schema(), "--params-json", partial=True)
+        return params
+    return load_params(path)
 
 
 def _schema() -> Path:
@@ -210,118 +227,102 @@ def _schema() -> Path:
     return DEFAULT_SCHEMA if DEFAULT_SCHEMA.is_file() else beside
 
 
-def _results(path: Path) -> Path:
+def _results(path: Path) -> Results:
     if not path.is_dir():
         _fail(f"--results {path}: no such folder; pass the folder the pipeline writes (results)")
-    return path
+    return Results(str(path))
 
 
-@app.command("check-params")
+@app.command("check-params", rich_help_panel=TOOLS)
 def check_params_cmd(params: Annotated[Path, typer.Argument(help="params.yaml to check.")] = Path("params.yaml")) -> None:
     """Check params.yaml against its schema; name every wrong key and what is allowed; then print the
     configuration a pipeline run with it uses, with each budget's training protocol resolved."""
     import yaml
 
-    from nasforge.train.protocol import Protocol
+    from nasforge.protocol import Protocol
 
     p = _params(params)
-    protocols = {hp: Protocol.nats(hp).with_overrides(p["train"].get("protocol")) for hp in p["train"]["budgets"]}
+    protocols = {hp: Protocol.nats(hp).with_overrides(p["train"]["protocol"]) for hp in p["train"]["budgets"]}
     effective = {**p, "effective_protocol": {hp: {**pr.as_dict(), "epochs": pr.total_epochs(hp)}
                                              for hp, pr in protocols.items()}}
     typer.echo(f"{params}: ok; `nasforge pipeline --params {params}` runs with (this file alone, nothing merged in):")
     typer.echo(yaml.safe_dump(effective, sort_keys=False).rstrip())
 
 
-@app.command("plan")
+@app.command("plan", rich_help_panel=PIPELINE)
 def plan_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Plan table [default: results/plan/{space}.parquet].")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Plan table [default: results/plan/SPACE.parquet].")] = None,
 ) -> None:
-    """Sample the architectures to train and pack them into cost-balanced shards."""
+    """Plan phase: sample the architectures to train and pack them into cost-balanced shards."""
     import polars as pl
 
-    from nasforge.spaces.plan import PLAN_SCHEMA, make_plan
+    from nasforge.plan import make_plan
+    from nasforge.schema import PLAN_KEYS, PLAN_SCHEMA
     from nasforge.tables import write_table
 
     p = _params(params, params_json)
     plan = p["plan"]
-    try:
-        table = make_plan(p["space"], plan["archs"], plan["shards"], plan.get("sample_seed", 0), plan.get("include"),
-                          plan.get("groups"))
-    except ValueError as err:
-        _fail(f"{params}: {err}")
-    out = out or Path(f"results/plan/{p['space']}.parquet")
-    write_table(table.select(list(PLAN_SCHEMA)), out, ["arch_index"])
+    table = make_plan(p["space"], plan["archs"], plan["shards"], plan["sample_seed"], plan["include"], plan["groups"])
+    out = out or Path(RESULTS.plan(p["space"]))
+    write_table(table.select(list(PLAN_SCHEMA)), out, PLAN_KEYS)
     loads = table.group_by("shard").agg(pl.col("flops").sum()).sort("shard")["flops"].to_list()
     typer.echo(f"wrote {out}: {table.height} archs in {plan['shards']} shards (MFLOPs per shard {min(loads):.0f}-"
                f"{max(loads):.0f}), {table.select('shard', 'group').n_unique()} fused groups")
 
 
-@app.command("aggregate")
+@app.command("aggregate", rich_help_panel=PIPELINE)
 def aggregate_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
-    """Gather every shard into the benchmark's tables; stop if any arch is missing or doubled."""
-    from nasforge.aggregate import CoverageError, Layout, aggregate
+    """Aggregate phase: gather every shard into the benchmark's tables; stop if any arch is missing or doubled."""
+    from nasforge.aggregate import ShardSet, aggregate
 
     p = _params(params, params_json)
-    space = p["space"]
-    _results(results)
-    try:
-        written = aggregate(Layout.from_params(p, results), results / f"plan/{space}.parquet", results / f"bench/{space}",
-                            results / f"measured/bench/{space}")
-    except (CoverageError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+    space, r = p["space"], _results(results)
+    written = aggregate(ShardSet.from_params(p, r), Path(r.plan(space)), Path(r.aggregate(space)),
+                        Path(r.measured_aggregate(space)))
     typer.echo("wrote " + ", ".join(str(w) for w in written.values()))
 
 
-@app.command("validate")
+@app.command("validate", rich_help_panel=PIPELINE)
 def validate_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
-    """Audit the benchmark's tables with great-expectations; fail (blocking the release) on any broken check."""
-    from nasforge.validate import ValidationFailed, expected_from_params, validate
+    """Validate phase: audit the benchmark's tables with great-expectations; fail (exit 1, blocking the
+    release) on any broken check."""
+    from nasforge.validate import expected_from_params, validate
 
     p = _params(params, params_json)
-    space = p["space"]
-    bench = _results(results) / f"bench/{space}"
-    try:
-        summary = validate(bench / "epochs.parquet", bench / "archs.parquet",
-                           expected_from_params(p, results / f"plan/{space}.parquet"), results / f"validate/{space}")
-    except ValidationFailed as err:
-        typer.secho(f"validation failed: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
-    except (ValueError, FileNotFoundError) as err:
-        _fail(str(err))
-    typer.echo(f"validation passed: {summary['expectations']} expectations; report in {results}/validate/{space}")
+    space, r = p["space"], _results(results)
+    summary = validate(Path(r.aggregate_table(space, "epochs")), Path(r.aggregate_table(space, "archs")),
+                       expected_from_params(p, Path(r.plan(space))), Path(r.validate(space)))
+    typer.echo(f"validation passed: {summary['expectations']} expectations; report in {r.validate(space)}")
 
 
-@app.command("analyse")
+@app.command("analyse", rich_help_panel=PIPELINE)
 def analyse_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
-    """Draw NATS-Bench-style figures and write the headline metrics (with proxy correlations
-    when the search phase's proxies table exists)."""
+    """Analysis phase: draw NATS-Bench-style figures and write the headline metrics (with proxy
+    correlations when the search phase's proxies table exists)."""
     from nasforge.analysis import analyse
 
-    space = _params(params, params_json)["space"]
-    proxies = _results(results) / f"search/{space}/proxies.parquet"
-    try:
-        paths = analyse(results / f"bench/{space}/archs.parquet", results / f"figures/{space}",
-                        proxies if proxies.is_file() else None)
-    except (ValueError, FileNotFoundError) as err:
-        _fail(str(err))
-    typer.echo(f"wrote {len(paths)} files to {results}/figures/{space}")
+    space, r = _params(params, params_json)["space"], _results(results)
+    proxies = Path(r.search_file(space, "proxies.parquet"))
+    paths = analyse(Path(r.aggregate_table(space, "archs")), Path(r.analysis(space)),
+                    proxies if proxies.is_file() else None)
+    typer.echo(f"wrote {len(paths)} files to {r.analysis(space)}")
 
 
-@app.command("proxies")
+@app.command("proxies", rich_help_panel=PIPELINE)
 def proxies_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
@@ -330,19 +331,15 @@ def proxies_cmd(
                        "search/{space}/proxies/ (one pipeline job).")] = None,
     gather: Annotated[bool, typer.Option("--gather", help="Gather the per-dataset tables into proxies.parquet.")] = False,
 ) -> None:
-    """Score every planned arch with the training-free proxies at initialisation (search phase)."""
+    """Search phase: score every planned arch with the training-free proxies at initialisation."""
     from nasforge.search.phase import compute_proxies
 
     if dataset and gather:
         _fail("pass --dataset (one job) or --gather, not both")
-    try:
-        out = compute_proxies(_params(params, params_json), _results(results), dataset, gather)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err))
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {compute_proxies(_params(params, params_json), _results(results), dataset, gather)}")
 
 
-@app.command("search-suite")
+@app.command("search-suite", rich_help_panel=PIPELINE)
 def search_suite_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
@@ -353,26 +350,21 @@ def search_suite_cmd(
     gather: Annotated[bool, typer.Option("--gather", help="Gather the jobs' runs/ tables instead of running "
                       "the algorithms here.")] = False,
 ) -> None:
-    """Run every configured NAS algorithm on the aggregated benchmark (search phase); or one
+    """Search phase: run every configured NAS algorithm on the aggregated benchmark; or one
     (algorithm, dataset) job of it, or gather those jobs into the suite's tables and figure."""
-    from nasforge.api import QueryError
     from nasforge.search.phase import run_search_algorithm, run_search_suite
 
     p = _params(params, params_json)
     if (algorithm is None) != (dataset is None) or (gather and algorithm):
         _fail("pass --algorithm and --dataset together (one job), or --gather, or neither (the whole suite)")
-    try:
-        if algorithm:
-            path = run_search_algorithm(p, _results(results), algorithm, dataset)
-            typer.echo(f"wrote {path}")
-            return
-        paths = run_search_suite(p, _results(results), list(p["datasets"]) if gather else None)
-    except (FileNotFoundError, ValueError, QueryError) as err:
-        _fail(str(err))
+    if algorithm:
+        typer.echo(f"wrote {run_search_algorithm(p, _results(results), algorithm, dataset)}")
+        return
+    paths = run_search_suite(p, _results(results), list(p["datasets"]) if gather else None)
     typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")
 
 
-@app.command("pipeline")
+@app.command("pipeline", rich_help_panel=TOOLS)
 def pipeline_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
     profile: Annotated[Path, typer.Option("--profile", help="Snakemake profile: workflow/profiles/{default,slurm,kubernetes}.")] = Path("workflow/profiles/default"),
@@ -400,7 +392,7 @@ def pipeline_cmd(
         typer.secho(f"pipeline failed (snakemake exit {code}); logs in results/logs/", err=True, fg=typer.colors.RED)
         raise typer.Exit(code)
     if not targets:
-        release = Path("results/release") / release_name(p)
+        release = RESULTS.release(release_name(p))
         typer.echo(f"release: {release} (check it with `nasforge release verify {release}`)")
 
 
@@ -433,7 +425,7 @@ def _recover(base: list[str], env: dict) -> None:
                   f"`snakemake --cleanup-metadata {' '.join(sorted(left))}` or delete those files to retrain them")
 
 
-@app.command("query")
+@app.command("query", rich_help_panel=TOOLS)
 def query_cmd(
     release: Annotated[Path, typer.Argument(help="A release folder.")],
     arch: Annotated[str, typer.Argument(help="A NATS-Bench index or an arch string.")],
@@ -443,20 +435,15 @@ def query_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Final metrics and cost of one architecture in a release."""
-    from nasforge.api import Benchmark, QueryError
+    from nasforge.api import Benchmark
 
-    try:
-        bench = Benchmark.open(release)
-        index = bench.index_of(arch)
-        results = []
-        for d in [dataset] if dataset else bench.datasets:
-            for h in [hp] if hp else bench.budgets:
-                results.append({"dataset": d, "hp": h, "seed": seed, **bench.final(index, d, h, seed),
-                                **bench.cost(index, d, h)})
-    except (QueryError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
-    from nasforge.spaces import get_space
-
+    bench = Benchmark.open(release)
+    index = bench.index_of(arch)
+    results = []
+    for d in [dataset] if dataset else bench.datasets:
+        for h in [hp] if hp else bench.budgets:
+            results.append({"dataset": d, "hp": h, "seed": seed, **bench.final(index, d, h, seed),
+                            **bench.cost(index, d, h)})
     info = {"index": index, "arch": get_space(bench.space).arch(index), "canonical_index": bench.canonical(index),
             "results": results}
     if as_json:
@@ -468,7 +455,7 @@ def query_cmd(
             f"{k} {v:.4g}" for k, v in r.items() if k not in ("dataset", "hp", "seed") and isinstance(v, float)))
 
 
-@app.command("search")
+@app.command("search", rich_help_panel=TOOLS)
 def search_cmd(
     release: Annotated[Path, typer.Argument(help="A release folder.")],
     algo: Annotated[str, typer.Option("--algo", help="random, rea, reinforce, bohb or local.")] = "rea",
@@ -490,23 +477,21 @@ def search_cmd(
 
     from rich.progress import Progress
 
-    from nasforge.api import Benchmark, QueryError
+    from nasforge.api import Benchmark
+    from nasforge.schema import TRAJECTORY_KEYS
     from nasforge.search import TimeModel, final_results, run_search
     from nasforge.tables import write_table
 
-    try:
-        model = TimeModel(time_model, gflops)
-        bench = Benchmark.open(release)
-        dataset, hp = dataset or bench.datasets[0], hp or bench.budgets[0]
-        with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-            task = progress.add_task(f"{algo} runs", total=runs)
-            trajectories = run_search(bench, algo, dataset, hp, time_budget, runs, first_seed,
-                                      on_run=lambda _: progress.advance(task), time_model=model,
-                                      max_evaluations=max_evaluations)
-    except (QueryError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+    model = TimeModel(time_model, gflops)
+    bench = Benchmark.open(release)
+    dataset, hp = dataset or bench.datasets[0], hp or bench.budgets[0]
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task(f"{algo} runs", total=runs)
+        trajectories = run_search(bench, algo, dataset, hp, time_budget, runs, first_seed,
+                                  on_run=lambda _: progress.advance(task), time_model=model,
+                                  max_evaluations=max_evaluations)
     if out:
-        write_table(trajectories, out, ["algo", "dataset", "hp", "run", "step"])
+        write_table(trajectories, out, TRAJECTORY_KEYS)
     r = final_results(trajectories).row(0, named=True)
     std = r["test_acc_std"] if r["test_acc_std"] is not None else float("nan")
     typer.echo(f"{algo} on {dataset} hp{r['hp']}, {runs} runs of {time_budget:g} simulated s: "
@@ -514,8 +499,8 @@ def search_cmd(
                + (f"; trajectories in {out}" if out else ""))
 
 
-release_app = typer.Typer(help="Build and verify benchmark releases.", no_args_is_help=True)
-app.add_typer(release_app, name="release")
+release_app = typer.Typer(help="Build (pipeline step) and verify benchmark releases.", no_args_is_help=True)
+app.add_typer(release_app, name="release", rich_help_panel=PIPELINE)
 
 
 @release_app.command("build")
@@ -524,19 +509,14 @@ def release_build_cmd(
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
-    """Assemble the versioned release folder: tables, figures, validation, manifest, data card."""
+    """Release phase: assemble the versioned release folder (tables, figures, validation, manifest, data card)."""
     from nasforge.release import build_release
 
     p = _params(params, params_json)
-    space = p["space"]
-    _results(results)
-    try:
-        out = build_release(p, results / f"plan/{space}.parquet", results / f"bench/{space}",
-                            results / f"measured/bench/{space}", results / f"validate/{space}",
-                            results / f"figures/{space}", results / "release",
-                            results / f"search/{space}" if "search" in p else None)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    space, r = p["space"], _results(results)
+    out = build_release(p, Path(r.plan(space)), Path(r.aggregate(space)), Path(r.measured_aggregate(space)),
+                        Path(r.validate(space)), Path(r.analysis(space)), Path(r.releases()),
+                        Path(r.search(space)) if "search" in p else None)
     typer.echo(f"release ready: {out}")
 
 
@@ -554,12 +534,7 @@ def release_verify_cmd(folder: Annotated[Path, typer.Argument(help="A release fo
 
 
 def main() -> None:
-    try:
-        app()
-    except OSError as err:  # a full disk, a read-only folder, a vanished file: one line, not a traceback
-        where = f"{err.filename}: " if err.filename else ""
-        typer.secho(f"error: {where}{err.strerror or err}", err=True, fg=typer.colors.RED)
-        raise SystemExit(2) from None
+    app()
 
 
 if __name__ == "__main__":

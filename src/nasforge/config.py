@@ -1,21 +1,26 @@
-"""params.yaml: load it and check it against its schema before anything runs.
+"""params.yaml: load it, check it against its schema and fill the schema's defaults, before anything runs.
 
 jsonschema finds the problems; this module words them for a person: the file,
-the key path, what is wrong and what is allowed.
+the key path, what is wrong and what is allowed. A key left out takes the
+``default`` its schema entry states, filled here once, so rules and code read
+``params["train"]["threads"]`` and never repeat a default of their own.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from nasforge.errors import InputError
+
 DEFAULT_SCHEMA = Path("workflow/schemas/params.schema.yaml")
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError):
     """params.yaml does not match its schema; the message names the key and the fix."""
 
 
@@ -38,11 +43,29 @@ def _schema_beside(params_path: Path) -> Path:
 
 def check_params(params: dict[str, Any], schema: Path | str, source: str = "params.yaml", partial: bool = False) -> None:
     """Raise ParamsError listing every problem in ``params``: what the schema says, then what
-    needs the search space to judge (include strings, sample and shard counts).
+    needs the search space to judge (include strings, sample and shard counts). Then fill, in
+    place, every default the schema states for a key ``params`` leaves out.
 
     ``partial``: ``params`` is part of a configuration (as rules pass it with
     ``--params-json``), so keys may be absent, but every value present is checked."""
     spec = yaml.safe_load(Path(schema).read_text())
+    _check(params, spec, schema, source, partial)
+    fill_defaults(params, spec)
+
+
+def fill_defaults(params: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with each absent key that has a schema ``default`` set to it, at every level of
+    the objects present (a section with no default of its own, left out of a partial configuration,
+    stays out)."""
+    for key, entry in spec.get("properties", {}).items():
+        if key not in params and "default" in entry:
+            params[key] = copy.deepcopy(entry["default"])
+        if isinstance(params.get(key), dict) and entry.get("type") == "object":
+            fill_defaults(params[key], entry)
+    return params
+
+
+def _check(params: dict[str, Any], spec: dict[str, Any], schema: Path | str, source: str, partial: bool) -> None:
     if partial:
         spec = _without_required(spec)
     validator = jsonschema.Draft202012Validator(spec)

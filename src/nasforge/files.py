@@ -19,10 +19,12 @@ import os
 import shutil
 from pathlib import Path
 
+from nasforge.errors import InputError, MissingInputError
+
 CHECKSUM_SUFFIX = ".sha256"
 
 
-class IntegrityError(ValueError):
+class IntegrityError(InputError):
     """A file does not match the checksum its producer wrote (or has none); the message names the fix."""
 
 
@@ -61,7 +63,7 @@ def read_checked(path: Path | str, rewrite_hint: str = "rerun the step that writ
     """The bytes of ``path``, read once and returned only if they match its ``.sha256``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; {rewrite_hint}")
+        raise MissingInputError(f"{path}: not found; {rewrite_hint}")
     recorded = _recorded_digest(path, rewrite_hint)
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != recorded:

@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nasforge.errors import InputError, MachineError
+
 ENV = "NASFORGE_CPU_ISA"
 DEFAULT = "avx2"
 
@@ -50,7 +52,7 @@ def level() -> str:
     """The level in force for this process (from ``NASFORGE_CPU_ISA``)."""
     value = os.environ.get(ENV, DEFAULT).strip().lower() or DEFAULT
     if value not in LEVELS:
-        raise ValueError(f"{ENV}={value!r} is not a level nasforge knows; use one of {sorted(LEVELS)} "
+        raise InputError(f"{ENV}={value!r} is not a level nasforge knows; use one of {sorted(LEVELS)} "
                          f"(or unset it for {DEFAULT!r})")
     return value
 
@@ -87,7 +89,7 @@ def check_cpu(flags: set[str] | None = None) -> None:
         return
     missing = sorted(REQUIRED_FLAGS[lvl] - flags)
     if missing:
-        raise RuntimeError(
+        raise MachineError(
             f"this CPU lacks {missing}, which {ENV}={lvl} needs to compute the same bytes as every other "
             f"machine; run on an x86-64-v3 CPU (Intel since 2013, any AMD Zen), or set {ENV}=native to "
             f"build bytes of this CPU alone")

@@ -28,9 +28,17 @@ import re
 from pathlib import Path
 
 from nasforge.files import IntegrityError, read_checked
+from nasforge.paths import RESULTS
 
-SHARD = re.compile(r"^results/train/(?P<rel>.+)/shard(?P<k>[0-9]+)\.parquet$|"
-                   r"^results/measured/train/(?P<mrel>.+)/shard(?P<mk>[0-9]+)\.(timing|cost)\.parquet$")
+SHARD_KINDS = ("", "timing", "cost")
+
+
+def _pattern(template: str) -> re.Pattern:
+    """A regex matching the paths of a ``nasforge.paths`` template, one group per wildcard."""
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
+
+
+SHARD_FILES = [_pattern(RESULTS.shard(kind=kind)) for kind in SHARD_KINDS]
 
 
 def snakemake_running_in(folder: Path) -> list[int]:
@@ -76,19 +84,19 @@ def finished_shards(folder: Path, outputs: list[str]) -> list[str]:
     """Of ``outputs``, the files of train shards whose three tables are complete and intact."""
     shards = set()
     for path in outputs:
-        m = SHARD.match(path)
-        if m:
-            shards.add((m["rel"] or m["mrel"], m["k"] or m["mk"]))
+        for pattern in SHARD_FILES:
+            m = pattern.match(path)
+            if m:
+                shards.add(tuple(sorted(m.groupdict().items())))
     keep = []
-    for rel, k in sorted(shards):
-        trio = [f"results/train/{rel}/shard{k}.parquet", f"results/measured/train/{rel}/shard{k}.timing.parquet",
-                f"results/measured/train/{rel}/shard{k}.cost.parquet"]
+    for shard in sorted(shards):
+        trio = [RESULTS.shard(**dict(shard), kind=kind) for kind in SHARD_KINDS]
         try:
             for path in trio:
                 read_checked(folder / path)
         except (FileNotFoundError, IntegrityError):
             continue
-        if (folder / f"results/train/{rel}/shard{k}.parts").exists():
+        if (folder / trio[0]).with_suffix(".parts").exists():
             continue  # assembled but not yet cleaned up: let the job finish that
         keep += trio
     return keep

@@ -1,25 +1,24 @@
 rule aggregate:
     input:
-        plan="results/plan/{space}.parquet",
+        plan=R.plan(),
         shards=shard_tables(),
         timing=shard_tables("timing"),
         cost=shard_tables("cost"),
     output:
-        epochs="results/bench/{space}/epochs.parquet",
-        archs="results/bench/{space}/archs.parquet",
-        times="results/measured/bench/{space}/times.parquet",
-        latency="results/measured/bench/{space}/latency.parquet",
-        arch_times="results/measured/bench/{space}/arch_times.parquet",
+        **{t: R.aggregate_table(table=t) for t in AGGREGATE_TABLES},
+        **{t: R.measured_table(table=t) for t in MEASURED_TABLES},
+        protocols=f"{R.aggregate()}/{PROTOCOLS}",
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=section("space", "datasets", "train", "plan"),
     log:
-        "results/logs/aggregate/{space}.log",
+        R.log("aggregate", "{space}"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge aggregate --params-json {params.config:q} --results results > {log} 2>&1"
+        "nasforge aggregate --params-json {params.config:q} --results {params.results:q} > {log} 2>&1"
 
 
 rule phase_aggregate:
     input:
-        expand("results/bench/{space}/{table}.parquet", space=SPACE, table=["epochs", "archs"]),
+        [R.aggregate_table(SPACE, t) for t in AGGREGATE_TABLES],

@@ -1,24 +1,21 @@
-rule analyse:
+rule analysis:
     input:
-        archs="results/bench/{space}/archs.parquet",
-        proxies="results/search/{space}/proxies.parquet",
+        archs=R.aggregate_table(table="archs"),
+        proxies=R.search_file(name="proxies.parquet"),
     output:
-        metrics="results/figures/{space}/metrics.json",
-        figures=expand(
-            "results/figures/{{space}}/{figure}.png",
-            figure=["accuracy_distribution", "params_vs_accuracy", "valid_vs_test", "rank_correlation", "seed_agreement",
-                    "proxy_correlation"],
-        ),
+        metrics=R.analysis_metrics(),
+        figures=[f"{R.analysis()}/{figure}.png" for figure in FIGURES],
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=section("space"),
     log:
-        "results/logs/analysis/{space}.log",
+        R.log("analysis", "{space}"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge analyse --params-json {params.config:q} --results results > {log} 2>&1"
+        "nasforge analyse --params-json {params.config:q} --results {params.results:q} > {log} 2>&1"
 
 
 rule phase_analysis:
     input:
-        f"results/figures/{SPACE}/metrics.json",
+        R.analysis_metrics(SPACE),

@@ -2,11 +2,14 @@ import json
 from pathlib import Path
 
 from nasforge.config import check_params
+from nasforge.paths import AGGREGATE_TABLES, FIGURES, MEASURED_TABLES, PROTOCOLS, SEARCH_FILES, Results
 from nasforge.release import release_name
 
-# Checked before any job starts; a wrong key or value stops here, naming it and what is allowed.
+# Checked before any job starts (a wrong key or value stops here, naming it and what is allowed),
+# and every default the schema states is filled into config: rules below read keys directly.
 check_params(config, Path(workflow.basedir) / "workflow/schemas/params.schema.yaml", "the configuration")
 
+R = Results("results")  # every path below comes from nasforge.paths, as the commands' own paths do
 SPACE = config["space"]
 TRAIN = config["train"]
 RAW_SOURCE = {"cifar10-valid": "cifar10", "cifar10": "cifar10", "cifar100": "cifar100",
@@ -24,7 +27,7 @@ def source_option(wildcards):
     raw = RAW_SOURCE[wildcards.dataset]
     if raw is None:
         return []
-    path = config.get("sources", {}).get(raw)
+    path = config["sources"].get(raw)
     if not path:
         raise ValueError(f"dataset {wildcards.dataset} needs sources.{raw} in params.yaml: the local official archive")
     return ["--source", path]
@@ -32,12 +35,9 @@ def source_option(wildcards):
 
 def shard_tables(kind=""):
     """Every shard file of the configured space, datasets, budgets and seeds."""
-    root = "results/measured/train" if kind else "results/train"
-    suffix = f".{kind}.parquet" if kind else ".parquet"
-    pattern = f"{root}/{{space}}/{{dataset}}/hp{{hp}}/seed{{seed}}/shard{{k}}{suffix}"
-    return expand(pattern, space=SPACE, dataset=config["datasets"], hp=TRAIN["budgets"], seed=TRAIN["seeds"],
-                  k=range(config["plan"]["shards"]))
+    return [R.shard(SPACE, d, h, s, k, kind) for d in config["datasets"] for h in TRAIN["budgets"]
+            for s in TRAIN["seeds"] for k in range(config["plan"]["shards"])]
 
 
 def release_manifest():
-    return f"results/release/{release_name(config)}/manifest.json"
+    return f"{R.release(release_name(config))}/manifest.json"

@@ -1,16 +1,17 @@
-rule prepare:
+rule data:
     output:
-        "results/data/{dataset}/manifest.json",
+        R.data_manifest(),
     params:
         source=source_option,
+        parent=lambda w, output: str(Path(output[0]).parent.parent),  # prepare writes PARENT/DATASET/
     log:
-        "results/logs/prepare/{dataset}.log",
+        R.log("data", "{dataset}"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge prepare {wildcards.dataset:q} {params.source:q} --out results/data > {log:q} 2>&1"
+        "nasforge prepare {wildcards.dataset:q} {params.source:q} --out {params.parent:q} > {log:q} 2>&1"
 
 
 rule phase_data:
     input:
-        expand("results/data/{dataset}/manifest.json", dataset=config["datasets"]),
+        [R.data_manifest(d) for d in config["datasets"]],

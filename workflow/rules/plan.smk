@@ -1,10 +1,10 @@
 rule plan:
     output:
-        "results/plan/{space}.parquet",
+        R.plan(),
     params:
         config=section("space", "plan"),
     log:
-        "results/logs/plan/{space}.log",
+        R.log("plan", "{space}"),
     conda:
         "../envs/nasforge.yaml"
     shell:
@@ -13,4 +13,4 @@ rule plan:
 
 rule phase_plan:
     input:
-        f"results/plan/{SPACE}.parquet",
+        R.plan(SPACE),

@@ -1,23 +1,23 @@
 rule release:
     input:
-        plan=f"results/plan/{SPACE}.parquet",
-        tables=expand("results/bench/{space}/{table}.parquet", space=SPACE, table=["epochs", "archs"]),
-        measured=expand("results/measured/bench/{space}/{table}.parquet", space=SPACE, table=["times", "latency", "arch_times"]),
-        validation=f"results/validate/{SPACE}/summary.json",
-        metrics=f"results/figures/{SPACE}/metrics.json",
-        search=expand("results/search/{space}/{file}", space=SPACE,
-                      file=["proxies.parquet", "trajectories.parquet", "summary.parquet", "summary.md",
-                            "search_trajectories.png"]),
+        plan=R.plan(SPACE),
+        tables=[R.aggregate_table(SPACE, t) for t in AGGREGATE_TABLES],
+        protocols=f"{R.aggregate(SPACE)}/{PROTOCOLS}",
+        measured=[R.measured_table(SPACE, t) for t in MEASURED_TABLES],
+        validation=R.validation_summary(SPACE),
+        metrics=R.analysis_metrics(SPACE),
+        search=[R.search_file(SPACE, f) for f in SEARCH_FILES],
     output:
         release_manifest(),
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=json.dumps(config, sort_keys=True),
     log:
-        f"results/logs/release/{SPACE}.log",
+        R.log("release", SPACE),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge release build --params-json {params.config:q} --results results > {log} 2>&1"
+        "nasforge release build --params-json {params.config:q} --results {params.results:q} > {log} 2>&1"
 
 
 rule phase_release:

@@ -2,81 +2,84 @@
 # them with accuracy. One job per dataset (each holds only its own data), then gathered.
 rule proxies_dataset:
     input:
-        plan="results/plan/{space}.parquet",
-        data="results/data/{dataset}/manifest.json",
+        plan=R.plan(),
+        data=R.data_manifest(),
     output:
-        "results/search/{space}/proxies/{dataset}.parquet",
+        R.proxies_part(),
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=section("space", "datasets", "train", "search"),
-    threads: TRAIN.get("threads", 1)
+    threads: TRAIN["threads"]
     resources:
         gpu=1,
     log:
-        "results/logs/search/{space}.proxies.{dataset}.log",
+        R.log("search", "{space}.proxies.{dataset}"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge proxies --params-json {params.config:q} --results results --dataset {wildcards.dataset:q} > {log} 2>&1"
+        "nasforge proxies --params-json {params.config:q} --results {params.results:q} --dataset {wildcards.dataset:q} > {log} 2>&1"
 
 
 rule proxies:
     input:
-        expand("results/search/{{space}}/proxies/{dataset}.parquet", dataset=config["datasets"]),
+        [R.proxies_part(dataset=d) for d in config["datasets"]],
     output:
-        "results/search/{space}/proxies.parquet",
+        R.search_file(name="proxies.parquet"),
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=section("space", "datasets"),
     log:
-        "results/logs/search/{space}.proxies.log",
+        R.log("search", "{space}.proxies"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge proxies --params-json {params.config:q} --results results --gather > {log} 2>&1"
+        "nasforge proxies --params-json {params.config:q} --results {params.results:q} --gather > {log} 2>&1"
 
 
 # One job per (algorithm, dataset), side by side; search_suite gathers them. They wait for a
 # passing validation: a benchmark that failed it is not searched (and the failure is the one reported).
 rule search_algorithm:
     input:
-        validation="results/validate/{space}/summary.json",
-        proxies="results/search/{space}/proxies.parquet",
-        archs="results/bench/{space}/archs.parquet",
-        epochs="results/bench/{space}/epochs.parquet",
-        times="results/measured/bench/{space}/arch_times.parquet",
+        validation=R.validation_summary(),
+        proxies=R.search_file(name="proxies.parquet"),
+        archs=R.aggregate_table(table="archs"),
+        epochs=R.aggregate_table(table="epochs"),
+        times=R.measured_table(table="arch_times"),
     output:
-        "results/search/{space}/runs/{algo}/{dataset}.parquet",
+        R.search_run(),
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=section("space", "datasets", "search"),
     log:
-        "results/logs/search/{space}.{algo}.{dataset}.log",
+        R.log("search", "{space}.{algo}.{dataset}"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge search-suite --params-json {params.config:q} --results results --algorithm {wildcards.algo:q}"
+        "nasforge search-suite --params-json {params.config:q} --results {params.results:q} --algorithm {wildcards.algo:q}"
         " --dataset {wildcards.dataset:q} > {log} 2>&1"
 
 
 rule search_suite:
     input:
-        runs=expand("results/search/{{space}}/runs/{algo}/{dataset}.parquet", algo=config["search"]["algorithms"],
-                    dataset=config["datasets"]),
-        archs="results/bench/{space}/archs.parquet",
-        times="results/measured/bench/{space}/arch_times.parquet",
+        runs=[R.search_run(algo=a, dataset=d) for a in config["search"]["algorithms"] for d in config["datasets"]],
+        archs=R.aggregate_table(table="archs"),
+        times=R.measured_table(table="arch_times"),
     output:
-        trajectories="results/search/{space}/trajectories.parquet",
-        summary="results/search/{space}/summary.parquet",
-        markdown="results/search/{space}/summary.md",
-        figure="results/search/{space}/search_trajectories.png",
+        trajectories=R.search_file(name="trajectories.parquet"),
+        summary=R.search_file(name="summary.parquet"),
+        markdown=R.search_file(name="summary.md"),
+        figure=R.search_file(name="search_trajectories.png"),
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=section("space", "datasets", "search"),
     log:
-        "results/logs/search/{space}.suite.log",
+        R.log("search", "{space}.suite"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge search-suite --params-json {params.config:q} --results results --gather > {log} 2>&1"
+        "nasforge search-suite --params-json {params.config:q} --results {params.results:q} --gather > {log} 2>&1"
 
 
 rule phase_search:
     input:
-        f"results/search/{SPACE}/summary.parquet",
+        R.search_file(SPACE, "summary.parquet"),

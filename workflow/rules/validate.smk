@@ -3,21 +3,22 @@
 # beside it stay on disk to be read.
 rule validate:
     input:
-        plan="results/plan/{space}.parquet",
-        epochs="results/bench/{space}/epochs.parquet",
-        archs="results/bench/{space}/archs.parquet",
+        plan=R.plan(),
+        epochs=R.aggregate_table(table="epochs"),
+        archs=R.aggregate_table(table="archs"),
     output:
-        "results/validate/{space}/summary.json",
+        R.validation_summary(),
     params:
+        results=lambda wildcards: R.root,  # the root every declared path above lies under (nasforge.paths)
         config=section("space", "datasets", "train", "validate"),
     log:
-        "results/logs/validate/{space}.log",
+        R.log("validate", "{space}"),
     conda:
         "../envs/nasforge.yaml"
     shell:
-        "nasforge validate --params-json {params.config:q} --results results > {log} 2>&1"
+        "nasforge validate --params-json {params.config:q} --results {params.results:q} > {log} 2>&1"
 
 
 rule phase_validate:
     input:
-        f"results/validate/{SPACE}/summary.json",
+        R.validation_summary(SPACE),

@@ -1,12 +1,14 @@
 """The aggregate phase: every shard of a space into the benchmark's tables (polars).
 
-Deterministic, under ``results/bench/{space}/``:
+Deterministic, under ``results/aggregate/{space}/``:
 - ``epochs.parquet``: one row per (dataset, hp, arch, seed, epoch), as trained.
 - ``archs.parquet``: one row per (dataset, hp, arch): final-epoch metrics per
   seed (list columns aligned with ``seeds``), their mean and sample std over
   seeds, the canonical (isomorphism) form, params and FLOPs.
+- ``protocols.json``: per budget, the epochs and hyper-parameters its shards
+  recorded training under (every shard must agree with the configuration).
 
-Measured, under ``results/measured/bench/{space}/``:
+Measured, under ``results/measured/aggregate/{space}/``:
 - ``times.parquet``: train/eval seconds per (dataset, hp, arch, seed, epoch).
 - ``latency.parquet``: inference latency per (dataset, arch, seed) measurement.
 - ``arch_times.parquet``: per (dataset, hp, arch), the median over seeds of
@@ -26,69 +28,90 @@ from pathlib import Path
 import polars as pl
 
 from nasforge.data.registry import get_dataset
-from nasforge.models import cost
+from nasforge.errors import InputError
+from nasforge.files import write_checked
+from nasforge.models.cost import cost
+from nasforge.paths import PROTOCOLS, RESULTS, Results
+from nasforge.protocol import Protocol, trained_epochs
+from nasforge.schema import ARCH_KEYS, EPOCH_KEYS, METRICS, epochs_of
 from nasforge.spaces import get_space
 from nasforge.tables import read_table, read_table_and_metadata, write_table
-from nasforge.train.protocol import trained_epochs
-
-METRICS = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss",
-           "valtest_acc"]
-EPOCH_KEYS = ["dataset", "hp", "arch_index", "seed", "epoch"]
-ARCH_KEYS = ["dataset", "hp", "arch_index"]
 
 
-class CoverageError(ValueError):
+class CoverageError(InputError):
     """The shards do not cover the plan exactly; the message lists what is missing or doubled."""
 
 
 @dataclass(frozen=True)
-class Layout:
+class ShardSet:
+    """The shards a configuration trains, and where they lie (``nasforge.paths``)."""
+
     space: str
     datasets: list[str]
     budgets: list[str]
     seeds: list[int]
     shards: int
     epochs: dict[str, int]  # epochs trained per budget: the budget plus any warm-up
-    train_root: Path = Path("results/train")
-    measured_root: Path = Path("results/measured/train")
+    protocols: dict[str, dict]  # per budget, what its shards must record: {"epochs": budget, "protocol": {...}}
+    results: Results = RESULTS
 
     @classmethod
-    def from_params(cls, params: dict, results: Path = Path("results")) -> Layout:
-        """Where the shards of a configuration lie under ``results``."""
+    def from_params(cls, params: dict, results: Results = RESULTS) -> ShardSet:
         t = params["train"]
+        protocols = {hp: {"epochs": epochs_of(hp), "protocol": Protocol.nats(hp).with_overrides(t["protocol"]).as_dict()}
+                     for hp in t["budgets"]}
         return cls(params["space"], list(params["datasets"]), list(t["budgets"]), list(t["seeds"]),
-                   params["plan"]["shards"], trained_epochs(params), results / "train", results / "measured/train")
-
-    def shard(self, dataset: str, hp: str, seed: int, k: int, kind: str = "") -> Path:
-        rel = Path(self.space) / dataset / f"hp{hp}" / f"seed{seed}"
-        if kind:
-            return Path(self.measured_root) / rel / f"shard{k}.{kind}.parquet"
-        return Path(self.train_root) / rel / f"shard{k}.parquet"
+                   params["plan"]["shards"], trained_epochs(params), protocols, results)
 
     def all_shards(self, kind: str = "") -> list[Path]:
-        return [self.shard(d, h, s, k, kind) for d in self.datasets for h in self.budgets for s in self.seeds
-                for k in range(self.shards)]
+        return [Path(self.results.shard(self.space, d, h, s, k, kind)) for d in self.datasets for h in self.budgets
+                for s in self.seeds for k in range(self.shards)]
 
 
-SHARD_HINT = "rerun its train job (snakemake --forcerun train_shard, or `nasforge pipeline` after deleting it)"
+SHARD_HINT = "rerun its train job (snakemake --forcerun train, or `nasforge pipeline` after deleting it)"
 
 
 def _read_all(paths: list[Path], metadata_key: str | None = None) -> tuple[pl.DataFrame, list]:
     """Every shard (each checked against the sha256 its train job wrote) and, with
     ``metadata_key``, the distinct values of that metadata key, in a fixed order."""
+    frame, metadata = _read_shards(paths)
+    values = {json.dumps(meta.get(metadata_key), sort_keys=True) for meta in metadata} if metadata_key else set()
+    return frame, [json.loads(v) for v in sorted(values)]
+
+
+def _read_shards(paths: list[Path]) -> tuple[pl.DataFrame, list[dict]]:
     missing = [p for p in paths if not p.is_file()]
     if missing:
         listing = "\n".join(f"  {p}" for p in missing)
         raise CoverageError(f"{len(missing)} shard file(s) missing (run their train jobs):\n{listing}")
-    frames, values = [], set()
+    frames, metadata = [], []
     for path in paths:
         frame, meta = read_table_and_metadata(path, SHARD_HINT)
         frames.append(frame)
-        values.add(json.dumps(meta.get(metadata_key) if metadata_key else None, sort_keys=True))
-    return pl.concat(frames), [json.loads(v) for v in sorted(values)] if metadata_key else []
+        metadata.append(meta)
+    return pl.concat(frames), metadata
 
 
-def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, layout: Layout) -> None:
+def protocols(paths: list[Path], metadata: list[dict], expected: dict[str, dict]) -> dict[str, dict]:
+    """The protocol each budget was trained under, as its shards recorded it: ``{hp: {"epochs",
+    "protocol"}}``. Every shard of a budget must record the configuration's protocol; a shard
+    trained under another (an older params.yaml, a hand-run job) is named, not averaged in."""
+    found: dict[str, dict] = {}
+    problems = []
+    for path, meta in zip(paths, metadata, strict=True):
+        job = meta.get("job") or {}
+        hp, record = job.get("hp"), {"epochs": job.get("epochs"), "protocol": job.get("protocol")}
+        if hp not in expected or record != expected[hp]:
+            problems.append(f"  {path}: trained hp {hp} with {record}, the configuration says "
+                            f"{expected.get(hp, 'no such budget')}")
+        found.setdefault(hp, record)
+    if problems:
+        raise CoverageError("shards trained under another protocol than the configuration's (rerun them):\n"
+                            + "\n".join(problems[:20]))
+    return dict(sorted(found.items(), key=lambda item: int(item[0])))
+
+
+def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, shards: ShardSet) -> None:
     """Every (dataset, hp, seed) holds each planned arch for every epoch, exactly once."""
     dupes = epochs.filter(pl.struct(EPOCH_KEYS).is_duplicated()).select(EPOCH_KEYS).unique().sort(EPOCH_KEYS)
     if dupes.height:
@@ -97,7 +120,7 @@ def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, layout: Layout) -> 
     planned = set(plan["arch_index"].to_list())
     problems = []
     for (dataset, hp, seed), group in epochs.group_by(["dataset", "hp", "seed"], maintain_order=True):
-        epochs_needed = layout.epochs[hp]
+        epochs_needed = shards.epochs[hp]
         counts = group.group_by("arch_index").len()
         present = set(counts["arch_index"].to_list())
         short = counts.filter(pl.col("len") != epochs_needed)["arch_index"].to_list()
@@ -107,7 +130,7 @@ def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, layout: Layout) -> 
             problems.append(f"{dataset} hp{hp} seed{seed}: archs not in the plan {sorted(present - planned)}")
         if short:
             problems.append(f"{dataset} hp{hp} seed{seed}: archs without all {epochs_needed} epochs {sorted(short)}")
-    expected = {(d, h, s) for d in layout.datasets for h in layout.budgets for s in layout.seeds}
+    expected = {(d, h, s) for d in shards.datasets for h in shards.budgets for s in shards.seeds}
     found = set(epochs.select("dataset", "hp", "seed").unique().iter_rows())
     for d, h, s in sorted(expected - found):
         problems.append(f"{d} hp{h} seed{s}: no rows at all; missing archs {sorted(planned)}")
@@ -117,7 +140,7 @@ def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, layout: Layout) -> 
 
 def arch_table(epochs: pl.DataFrame, space: str) -> pl.DataFrame:
     """Final-epoch metrics per (dataset, hp, arch): per-seed lists, mean, std; plus cost and canonical form."""
-    final = epochs.filter(pl.col("epoch") == pl.col("epoch").max().over(ARCH_KEYS + ["seed"])).sort(ARCH_KEYS + ["seed"])
+    final = epochs.filter(pl.col("epoch") == pl.col("epoch").max().over([*ARCH_KEYS, "seed"])).sort([*ARCH_KEYS, "seed"])
     stats = []
     for m in METRICS:
         stats += [pl.col(m).alias(f"{m}_seeds"), pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std().alias(f"{m}_std")]
@@ -126,11 +149,11 @@ def arch_table(epochs: pl.DataFrame, space: str) -> pl.DataFrame:
         pl.col("diverged").any(), *stats,
     )
     sp = get_space(space)
-    rows = []
+    rows = []  # canonical_index: the lowest isomorphic index (TSS), the arch itself where none exist (SSS)
     for dataset, arch_index, arch in table.select("dataset", "arch_index", "arch").iter_rows():
         spec = get_dataset(dataset)
         c = cost(space, arch, spec.num_classes, spec.size, spec.channels)
-        canonical = sp.canonical_index(arch_index) if space == "tss" else arch_index
+        canonical = sp.canonical_index(arch_index)
         rows.append({"params": c["params"], "flops": c["flops"], "canonical_index": canonical,
                      "canonical": sp.arch(canonical)})
     extra = pl.DataFrame(rows, schema={"params": pl.Float64, "flops": pl.Float64, "canonical_index": pl.Int64,
@@ -140,18 +163,22 @@ def arch_table(epochs: pl.DataFrame, space: str) -> pl.DataFrame:
     return pl.concat([table, extra], how="horizontal").select(ordered + [c for c in table.columns if c not in ordered])
 
 
-def aggregate(layout: Layout, plan_path: Path, out: Path, measured_out: Path) -> dict[str, Path]:
+def aggregate(shards: ShardSet, plan_path: Path, out: Path, measured_out: Path) -> dict[str, Path]:
     """Write the benchmark's tables for one space; return their paths by name."""
     plan = read_table(plan_path, "rerun the plan phase (snakemake phase_plan)")
-    epochs, environments = _read_all(layout.all_shards(), "environment")
-    check_coverage(epochs, plan, layout)
-    meta = {"environments": environments, "space": layout.space}
+    paths = shards.all_shards()
+    epochs, metadata = _read_shards(paths)
+    environments = [json.loads(v) for v in sorted({json.dumps(m.get("environment"), sort_keys=True) for m in metadata})]
+    check_coverage(epochs, plan, shards)
+    trained = protocols(paths, metadata, shards.protocols)
+    meta = {"environments": environments, "space": shards.space}
     written = {
+        "protocols": write_checked(out / PROTOCOLS, (json.dumps(trained, indent=2, sort_keys=True) + "\n").encode()),
         "epochs": write_table(epochs, out / "epochs.parquet", EPOCH_KEYS, meta),
-        "archs": write_table(arch_table(epochs, layout.space), out / "archs.parquet", ARCH_KEYS, meta),
+        "archs": write_table(arch_table(epochs, shards.space), out / "archs.parquet", ARCH_KEYS, meta),
     }
-    times, hosts = _read_all(layout.all_shards("timing"), "host")
-    latency, _ = _read_all(layout.all_shards("cost"))
+    times, hosts = _read_all(shards.all_shards("timing"), "host")
+    latency, _ = _read_all(shards.all_shards("cost"))
     written["times"] = write_table(times, measured_out / "times.parquet", EPOCH_KEYS, {"hosts": hosts})
     written["latency"] = write_table(latency, measured_out / "latency.parquet", ["dataset", "arch_index", "seed"])
     written["arch_times"] = write_table(arch_times(times, latency), measured_out / "arch_times.parquet", ARCH_KEYS)
@@ -160,7 +187,7 @@ def aggregate(layout: Layout, plan_path: Path, out: Path, measured_out: Path) ->
 
 def arch_times(times: pl.DataFrame, latency: pl.DataFrame) -> pl.DataFrame:
     """Median over seeds of each arch's measured seconds (per epoch and total) and latency."""
-    per_seed = times.group_by(ARCH_KEYS + ["seed"]).agg(
+    per_seed = times.group_by([*ARCH_KEYS, "seed"]).agg(
         pl.col("train_seconds").sum().alias("train_seconds_total"), pl.col("eval_seconds").sum().alias("eval_seconds_total"),
         pl.len().alias("epochs"))
     summary = per_seed.group_by(ARCH_KEYS).agg(

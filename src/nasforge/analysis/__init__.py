@@ -15,13 +15,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from scipy import stats
 
-from nasforge.files import write_checked  # noqa: E402
-from nasforge.tables import read_table  # noqa: E402
+from nasforge.files import write_checked
+from nasforge.tables import read_table
 
 STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "nasforge"}
 
@@ -156,7 +156,7 @@ def proxy_correlations(archs: pl.DataFrame, proxies: pl.DataFrame) -> dict[str, 
     """Spearman and Kendall rank correlation of every proxy with final test accuracy (seed mean),
     per (dataset, hp), over the archs with a finite accuracy. A proxy of ``-inf`` (no input
     dependence) ranks last, as a search on it would rank it."""
-    from nasforge.search.proxies import PROXIES
+    from nasforge.schema import PROXIES
 
     out = {}
     for dataset, hp in _settings(archs):

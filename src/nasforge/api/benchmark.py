@@ -18,9 +18,11 @@ from pathlib import Path
 
 import polars as pl
 
-from nasforge.api.checks import FINAL, check_archs, check_times
+from nasforge.api.checks import check_archs, check_times
+from nasforge.errors import InputError, MissingInputError
 from nasforge.files import read_checked
 from nasforge.release.manifest import MANIFEST, MEASURED, ReleaseError, read_bytes, read_manifest, unsafe_entries
+from nasforge.schema import METRICS
 from nasforge.spaces import get_space
 from nasforge.tables import decode
 
@@ -69,7 +71,7 @@ def _value(x) -> float | None:
     return None if x is None else float(x)
 
 
-class QueryError(ValueError):
+class QueryError(InputError):
     """A query names an arch, dataset, budget or seed the release does not hold; the message says what it holds."""
 
 
@@ -122,7 +124,7 @@ class Benchmark:
         entry and holds values nasforge could have written (ReleaseError otherwise)."""
         root = Path(release_dir)
         if not root.is_dir():
-            raise FileNotFoundError(f"{root}: no such release folder (build one with `nasforge pipeline`)")
+            raise MissingInputError(f"{root}: no such release folder (build one with `nasforge pipeline`)")
         manifest = read_manifest(root / MANIFEST)
         unsafe = unsafe_entries(root)
         if unsafe:
@@ -141,7 +143,7 @@ class Benchmark:
         read = read or (lambda path: read_checked(path, "rerun the aggregate phase (snakemake phase_aggregate)"))
         path = Path(tables) / "archs.parquet"
         archs = decode(read(path), path)
-        missing = [f"{m}_mean" for m in FINAL if f"{m}_mean" not in archs.columns]
+        missing = [f"{m}_mean" for m in METRICS if f"{m}_mean" not in archs.columns]
         if missing:
             raise QueryError(f"{path}: no columns {missing}; it was built by nasforge "
                              f"before 0.2.0 (no valtest, another lr schedule): rebuild it with `nasforge pipeline`")
@@ -204,12 +206,12 @@ class Benchmark:
         row = self._row(arch, dataset, hp)
         c = self._columns
         if seed is None:
-            return {m: c[f"{m}_mean"][row] for m in FINAL}
+            return {m: c[f"{m}_mean"][row] for m in METRICS}
         seeds = [int(s) for s in c["seeds"][row]]
         if seed not in seeds:
             raise QueryError(f"seed {seed} was not trained for this arch/dataset/budget; seeds: {seeds}")
         k = seeds.index(seed)
-        return {m: _value(c[f"{m}_seeds"][row][k]) for m in FINAL}
+        return {m: _value(c[f"{m}_seeds"][row][k]) for m in METRICS}
 
     def trained_seeds(self, arch: str | int, dataset: str, hp: str) -> list[int]:
         return [int(s) for s in self._columns["seeds"][self._row(arch, dataset, hp)]]
@@ -224,15 +226,15 @@ class Benchmark:
             seeds = [int(s) for s in self._columns["seeds"][row]]
             if seed not in seeds:
                 raise QueryError(f"seed {seed} was not trained; seeds: {seeds}")
-            return scan.filter(pl.col("seed") == seed).select("epoch", "lr", *FINAL, "diverged").sort("epoch").collect()
-        return (scan.group_by("epoch").agg(pl.col("lr").first(), *[pl.col(m).mean() for m in FINAL],
+            return scan.filter(pl.col("seed") == seed).select("epoch", "lr", *METRICS, "diverged").sort("epoch").collect()
+        return (scan.group_by("epoch").agg(pl.col("lr").first(), *[pl.col(m).mean() for m in METRICS],
                                            pl.col("diverged").any()).sort("epoch").collect())
 
     def curves(self, dataset: str, hp: str, metric: str = "valid_acc") -> Mapping[tuple[int, int], list[float | None]]:
         """Every (arch, seed)'s per-epoch ``metric`` for one dataset and budget, read in one scan and
         kept: a search that looks at curves (BOHB) must not rescan the per-epoch table per trial."""
-        if metric not in FINAL:
-            raise QueryError(f"metric {metric!r} is not one of {FINAL}")
+        if metric not in METRICS:
+            raise QueryError(f"metric {metric!r} is not one of {METRICS}")
         self._row(self.indices[0], dataset, hp)  # validates dataset and budget
         hp_key = next(b for b in self.budgets if int(b) == int(hp))
         cache = self.__dict__.setdefault("_curves", {})
@@ -262,8 +264,8 @@ class Benchmark:
     def best(self, dataset: str, hp: str, metric: str = "test_acc", max_flops: float | None = None,
              max_params: float | None = None) -> tuple[int, float]:
         """(index, seed-mean ``metric``) of the best non-diverged arch within the cost limits."""
-        if metric not in FINAL:
-            raise QueryError(f"metric {metric!r} is not one of {FINAL}")
+        if metric not in METRICS:
+            raise QueryError(f"metric {metric!r} is not one of {METRICS}")
         self._row(self.indices[0], dataset, hp)  # validates dataset and budget
         hp_key = next(b for b in self.budgets if int(b) == int(hp))
         t = self.archs.filter((pl.col("dataset") == dataset) & (pl.col("hp") == hp_key) & ~pl.col("diverged"))
@@ -279,8 +281,7 @@ class Benchmark:
         return best["arch_index"], best[column]
 
     def canonical(self, arch: str | int) -> int:
-        index = self.index_of(arch)
-        return index if self.space != "tss" else get_space("tss").canonical_index(index)
+        return get_space(self.space).canonical_index(self.index_of(arch))
 
     def siblings(self, arch: str | int) -> list[int]:
         """Archs of this release in the same isomorphism class (itself included)."""

@@ -16,20 +16,8 @@ from pathlib import Path
 import polars as pl
 
 from nasforge.release.manifest import ReleaseError
+from nasforge.schema import ARCH_SCHEMA, ARCH_TIMES_SCHEMA, METRICS
 
-FINAL = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "valtest_loss", "valtest_acc"]
-ARCH_SCHEMA: dict[str, pl.DataType] = {
-    "space": pl.String, "dataset": pl.String, "hp": pl.String, "arch_index": pl.Int64, "arch": pl.String,
-    "canonical_index": pl.Int64, "canonical": pl.String, "params": pl.Float64, "flops": pl.Float64,
-    "n_seeds": pl.UInt32, "seeds": pl.List(pl.Int64), "diverged": pl.Boolean,
-    **{c: t for m in FINAL for c, t in ((f"{m}_seeds", pl.List(pl.Float64)), (f"{m}_mean", pl.Float64),
-                                        (f"{m}_std", pl.Float64))},
-}
-TIMES_SCHEMA: dict[str, pl.DataType] = {
-    "dataset": pl.String, "hp": pl.String, "arch_index": pl.Int64, "train_seconds_total": pl.Float64,
-    "eval_seconds_total": pl.Float64, "train_seconds_per_epoch": pl.Float64, "eval_seconds_per_epoch": pl.Float64,
-    "latency_bs1_ms": pl.Float64, "latency_bs256_ms": pl.Float64,
-}
 FIX = "the release was altered or not built by nasforge; fetch the published release again or rebuild it"
 
 
@@ -65,7 +53,7 @@ def check_archs(frame: pl.DataFrame, path: Path, space_size: int) -> None:
         _refuse(frame, ~(pl.col(column).is_finite() & (pl.col(column) > 0)), f"have {column} that is not finite and positive", path)
     _refuse(frame, (pl.col("n_seeds") < 1) | (pl.col("seeds").list.len() != pl.col("n_seeds"))
             | (pl.col("seeds").list.n_unique() != pl.col("n_seeds")), "have a seed list that disagrees with n_seeds", path)
-    for m in FINAL:
+    for m in METRICS:
         seeds = f"{m}_seeds"
         _refuse(frame, pl.col(seeds).list.len() != pl.col("n_seeds"), f"have {seeds} of another length than seeds", path)
         low, high = (0.0, 100.0) if m.endswith("_acc") else (0.0, float("inf"))
@@ -79,7 +67,7 @@ def check_archs(frame: pl.DataFrame, path: Path, space_size: int) -> None:
 
 def check_times(frame: pl.DataFrame, path: Path) -> None:
     """The measured seconds a simulated-time search charges: finite and positive, or it never ends."""
-    check_schema(frame, TIMES_SCHEMA, path)
+    check_schema(frame, ARCH_TIMES_SCHEMA, path)
     _refuse(frame, pl.struct("dataset", "hp", "arch_index").is_duplicated(), "repeat a (dataset, hp, arch_index)", path)
     for column in ("train_seconds_total", "train_seconds_per_epoch", "eval_seconds_total", "eval_seconds_per_epoch"):
         _refuse(frame, ~(pl.col(column).is_finite() & (pl.col(column) > 0)), f"have {column} that is not finite and positive", path)

@@ -21,9 +21,9 @@ import random
 from pathlib import Path
 
 from nasforge.api.benchmark import Benchmark, QueryError
+from nasforge.errors import InputError
+from nasforge.schema import epochs_of
 from nasforge.spaces import get_space
-from nasforge.spaces.sss import FIXED_CELL
-from nasforge.train.protocol import epochs_of
 
 
 class NATSFacade:
@@ -163,8 +163,8 @@ class NATSFacade:
             self._used_time += time_cost
         return valid, latency, time_cost, self._used_time
 
-    def find_best(self, dataset: str, metric_on_set: str, FLOP_max: float | None = None,  # noqa: N803 - NATS name
-                  Param_max: float | None = None, hp: str = "12") -> tuple[int, float]:  # noqa: N803
+    def find_best(self, dataset: str, metric_on_set: str, FLOP_max: float | None = None,
+                  Param_max: float | None = None, hp: str = "12") -> tuple[int, float]:
         """``(index, accuracy)`` of the best arch on ``metric_on_set`` ("train", "x-valid"/"valid",
         "x-test"/"test", "ori-test"), within the FLOPs and params limits (millions). ``ori-test`` is
         the whole test set: the test split, or on cifar100 and ImageNet16-120 the pooled valtest."""
@@ -181,11 +181,7 @@ class NATSFacade:
         index = self._resolve(index)
         from nasforge.data.registry import get_dataset
 
-        classes = get_dataset(dataset).num_classes
-        arch = self._space.arch(index)
-        if self._space.name == "tss":
-            return {"name": "infer.tiny", "C": 16, "N": 5, "arch_str": arch, "num_classes": classes}
-        return {"name": "infer.shape.tiny", "channels": arch, "genotype": FIXED_CELL, "num_classes": classes}
+        return self._space.net_config(self._space.arch(index), get_dataset(dataset).num_classes)
 
     def statistics(self, dataset: str, hp: str = "12") -> dict[int, int]:
         """``{seed: number of archs trained with it}`` for a dataset and budget."""
@@ -221,9 +217,9 @@ def create(file_path_or_dict: str | Path, search_space: str, fast_mode: bool = T
     aliases = {"tss": "tss", "topology": "tss", "nats-bench-tss": "tss", "sss": "sss", "size": "sss",
                "nats-bench-sss": "sss"}
     if search_space.lower() not in aliases:
-        raise ValueError(f"search space {search_space!r}: expected one of {sorted(aliases)}")
+        raise InputError(f"search space {search_space!r}: expected one of {sorted(aliases)}")
     bench = Benchmark.open(file_path_or_dict)
     space = aliases[search_space.lower()]
     if bench.space != space:
-        raise ValueError(f"{file_path_or_dict} is a {bench.space} release, not {space}")
+        raise InputError(f"{file_path_or_dict} is a {bench.space} release, not {space}")
     return NATSFacade(bench, space, verbose)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,22 +18,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasforge.data.prepare import MANIFEST
+from nasforge.data.prepare import MANIFEST, read_manifest
+from nasforge.errors import InputError, MissingInputError
 from nasforge.files import IntegrityError
-
-
-def read_manifest(path: Path | str) -> dict:
-    file = Path(path) / MANIFEST
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: no prepared dataset here; run `nasforge prepare DATASET` first")
-    return json.loads(file.read_text())
 
 
 def load_prepared(path: Path | str, split: str, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """``(images uint8 (N,C,H,W), labels int64 (N,))`` of one prepared split, on ``device``."""
     manifest = read_manifest(path)
     if split not in manifest["splits"]:
-        raise ValueError(f"{path}: no split {split!r}; this dataset has {sorted(manifest['splits'])}")
+        raise InputError(f"{path}: no split {split!r}; this dataset has {sorted(manifest['splits'])}")
     images = torch.from_numpy(_load_checked(Path(path), f"{split}_images.npy", manifest))
     labels = torch.from_numpy(_load_checked(Path(path), f"{split}_labels.npy", manifest))
     return images.to(device), labels.to(device)
@@ -46,7 +39,7 @@ def _load_checked(folder: Path, name: str, manifest: dict) -> np.ndarray:
     expected = manifest.get("files", {}).get(name)
     fix = f"re-create it with `nasforge prepare {manifest.get('dataset', 'DATASET')}`"
     if not file.is_file():
-        raise FileNotFoundError(f"{file}: missing from the prepared dataset; {fix}")
+        raise MissingInputError(f"{file}: missing from the prepared dataset; {fix}")
     data = file.read_bytes()
     if expected is None or hashlib.sha256(data).hexdigest() != expected:
         raise IntegrityError(f"{file}: its bytes do not match the sha256 in {folder / MANIFEST} "

@@ -20,9 +20,18 @@ import polars as pl
 
 from nasforge.data.registry import DatasetSpec, get_dataset, select
 from nasforge.data.sources import CHECKSUMS, SOURCES, SourceError
+from nasforge.errors import MissingInputError
 from nasforge.files import replace_dir, sha256
 
 MANIFEST = "manifest.json"
+
+
+def read_manifest(path: Path | str) -> dict:
+    """A prepared dataset's manifest.json; ``path`` is its folder or the manifest itself."""
+    file = Path(path) if Path(path).name == MANIFEST else Path(path) / MANIFEST
+    if not file.is_file():
+        raise MissingInputError(f"{file}: no prepared dataset here; run `nasforge prepare DATASET` first")
+    return json.loads(file.read_text())
 
 
 def prepare(dataset: str, out_root: Path | str, source: Path | str | None = None,
@@ -74,7 +83,7 @@ def _write(spec: DatasetSpec, raw: dict, source_md5: dict[str, str], folder: Pat
             "label": y.astype(np.int64),
         }))
         split_info[split] = {
-            "count": int(len(y)),
+            "count": len(y),
             "class_counts": np.bincount(y, minlength=spec.num_classes).astype(int).tolist(),
         }
     pl.concat(rows).sort("split", "position").write_parquet(folder / "splits.parquet", statistics=False)

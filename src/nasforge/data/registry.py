@@ -13,6 +13,8 @@ from importlib import resources
 
 import numpy as np
 
+from nasforge.errors import InputError
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -100,7 +102,7 @@ def get_dataset(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}") from None
+        raise InputError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}") from None
 
 
 def nats_split_indices(file: str, key: str) -> np.ndarray:
@@ -123,4 +125,4 @@ def select(selector: tuple | None, labels: np.ndarray) -> np.ndarray:
         start, count = args
         picked = [np.flatnonzero(labels == c)[start : start + count] for c in np.unique(labels)]
         return np.sort(np.concatenate(picked)).astype(np.int64)
-    raise ValueError(f"unknown split selector {selector!r}")
+    raise InputError(f"unknown split selector {selector!r}")

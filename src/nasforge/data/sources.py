@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nasforge.errors import InputError
+
 Arrays = tuple[np.ndarray, np.ndarray]
 Raw = dict[str, Arrays]
 
@@ -56,7 +58,7 @@ CHECKSUMS: dict[str, str] = {
 }
 
 
-class SourceError(ValueError):
+class SourceError(InputError):
     """A raw input is missing or not the official file; the message says how to fix it."""
 
 

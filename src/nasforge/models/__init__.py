@@ -1,6 +1,6 @@
-"""NATS-Bench's networks for both spaces, and their analytic cost model."""
+"""NATS-Bench's networks for both spaces (``networks``, needs torch) and their analytic cost model
+(``cost``, torch-free: the phases that only count params and FLOPs never import torch)."""
 
-from nasforge.models.cost import cost
-from nasforge.models.networks import TinyNetwork, build_network, layer_plan
+from nasforge.models.cost import cost, layer_plan
 
-__all__ = ["TinyNetwork", "build_network", "cost", "layer_plan"]
+__all__ = ["cost", "layer_plan"]

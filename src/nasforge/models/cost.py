@@ -9,7 +9,14 @@ microseconds, so validation can recheck all 32,768 SSS archs.
 
 from __future__ import annotations
 
-from nasforge.models.networks import layer_plan
+from nasforge.spaces import Layers, Space, get_space
+
+
+def layer_plan(space: str | Space, arch: str) -> tuple[tuple[str, ...], Layers]:
+    """The cell ops and the (channels, is_reduction) of every layer after the stem, as the space
+    describes its skeleton: one plan drives both the torch module and this cost model, so the
+    two can only disagree on arithmetic, which the tests check."""
+    return get_space(space).skeleton(arch)
 
 
 def _conv(c_in: int, c_out: int, k: int, hw: int) -> tuple[int, int]:

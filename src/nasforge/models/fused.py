@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasforge.errors import InputError
 from nasforge.models.networks import TinyNetwork, layer_plan
 from nasforge.spaces import get_space
 
@@ -174,7 +175,7 @@ class FusedCell(nn.Module):
             return _ReLUConvBN(m, w_src, w_out, 3, 1, 1)
         if op == "avg_pool_3x3":
             return _Pool(m, w_src, w_out, preprocess=not same)
-        raise ValueError(f"unknown operation {op!r}")
+        raise InputError(f"unknown operation {op!r}")
 
     @staticmethod
     def _link(module: nn.Module, links: _Links, g: int, ref: str, p: int, c_in: int, c_out: int) -> None:

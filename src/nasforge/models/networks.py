@@ -5,28 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasforge.models.cost import layer_plan
 from nasforge.models.ops import InferCell, ResNetBasicblock
-from nasforge.spaces import get_space, sss, tss
-
-TSS_CHANNELS = 16  # C of the first stage; doubled at each reduction.
-TSS_CELLS_PER_STAGE = 5  # N
-
-
-def layer_plan(space: str, arch: str) -> tuple[tuple[str, ...], list[tuple[int, bool]]]:
-    """The cell ops and the (channels, is_reduction) of every layer after the stem.
-
-    One plan drives both the torch module and the analytic cost model, so the
-    two can only disagree on arithmetic, which the tests check.
-    """
-    name = get_space(space).name
-    if name == "tss":
-        ops = tss.parse_arch(arch)
-        n, c = TSS_CELLS_PER_STAGE, TSS_CHANNELS
-        layers = [(c, False)] * n + [(2 * c, True)] + [(2 * c, False)] * n + [(4 * c, True)] + [(4 * c, False)] * n
-        return ops, layers
-    channels = sss.parse_arch(arch)
-    reductions = (False, True, False, True, False)
-    return tss.parse_arch(sss.FIXED_CELL), list(zip(channels, reductions, strict=True))
+from nasforge.spaces import get_space
 
 
 class GlobalAvgPool(nn.Module):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasforge.errors import InputError
+
 
 class ReLUConvBN(nn.Module):
     """ReLU -> Conv -> BN, NATS-Bench's ``nor_conv_kxk``."""
@@ -80,7 +82,7 @@ def make_op(name: str, c_in: int, c_out: int) -> nn.Module:
         return ReLUConvBN(c_in, c_out, 3, 1, 1)
     if name == "avg_pool_3x3":
         return Pooling(c_in, c_out)
-    raise ValueError(f"unknown operation {name!r}")
+    raise InputError(f"unknown operation {name!r}")
 
 
 class ResNetBasicblock(nn.Module):

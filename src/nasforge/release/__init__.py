@@ -5,7 +5,8 @@
     manifest.json        version, params, code version, environments, and the
                          sha256, size (and rows) of every deterministic file
     DATACARD.md          what was trained, how, the results, the caveats
-    tables/              epochs.parquet, archs.parquet, plan.parquet
+    tables/              epochs.parquet, archs.parquet, plan.parquet, protocols.json (the
+                         protocol each budget's shards recorded training under)
     figures/             the analysis figures and metrics.json (with proxy correlations)
     validation/          validation.json, summary.json, Data Docs
     search/              proxies, NAS algorithm trajectories, summary table and figure
@@ -31,7 +32,9 @@ from pathlib import Path
 import polars as pl
 
 import nasforge
+from nasforge.errors import InputError, MissingInputError
 from nasforge.files import CHECKSUM_SUFFIX, checksum_path, read_checked, replace_dir, sha256
+from nasforge.paths import PROTOCOLS
 from nasforge.release.datacard import datacard
 from nasforge.release.manifest import MANIFEST, MEASURED, ReleaseError, verify
 from nasforge.tables import read_metadata
@@ -45,11 +48,11 @@ def release_name(params: dict) -> str:
     r = params.get("release") or {}
     name, version, space = r.get("name"), r.get("version"), params.get("space")
     if not (isinstance(name, str) and _NAME.match(name)):
-        raise ValueError(f"release.name {name!r}: expected lower-case letters, digits and '-' (e.g. nasforge)")
+        raise InputError(f"release.name {name!r}: expected lower-case letters, digits and '-' (e.g. nasforge)")
     if not (isinstance(version, str) and _VERSION.match(version)):
-        raise ValueError(f"release.version {version!r}: expected a semantic version such as 0.2.0")
+        raise InputError(f"release.version {version!r}: expected a semantic version such as 0.2.0")
     if space not in ("tss", "sss"):
-        raise ValueError(f"space {space!r}: expected 'tss' or 'sss'")
+        raise InputError(f"space {space!r}: expected 'tss' or 'sss'")
     return f"{name}-{space}-v{version}"
 
 
@@ -109,7 +112,7 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
                   out_root: Path, search: Path | None = None) -> Path:
     """Assemble the release folder (atomically) and return it."""
     if not (validation / "summary.json").is_file():
-        raise FileNotFoundError(f"{validation / 'summary.json'}: no passing validation; a release needs one")
+        raise MissingInputError(f"{validation / 'summary.json'}: no passing validation; a release needs one")
     name = release_name(params)
     out = out_root / name
     staging = out_root / f".{name}.partial"
@@ -118,6 +121,7 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
         for table in ("epochs", "archs"):
             _copy_checked(bench / f"{table}.parquet", staging / "tables" / f"{table}.parquet", AGGREGATE_HINT)
         _copy_checked(plan, staging / "tables" / "plan.parquet", "rerun the plan phase (snakemake phase_plan)")
+        _copy_checked(bench / PROTOCOLS, staging / "tables" / PROTOCOLS, AGGREGATE_HINT)
         _copy_folder(figures, staging / "figures")
         _copy_checked(figures / "metrics.json", staging / "figures" / "metrics.json", ANALYSIS_HINT)
         _copy_folder(validation, staging / "validation")
@@ -126,7 +130,7 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
         search_summary = None
         if search is not None:
             if not (search / "summary.md").is_file():
-                raise FileNotFoundError(f"{search / 'summary.md'}: no search results; run the search phase "
+                raise MissingInputError(f"{search / 'summary.md'}: no search results; run the search phase "
                                         "(snakemake phase_search) before the release")
             # Proxies never depend on time; the algorithm results do when they charged measured seconds.
             measured_search = params.get("search", {}).get("time_model") == "measured"
@@ -142,8 +146,9 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
         metrics = json.loads((staging / "figures" / "metrics.json").read_text())
         summary = json.loads(read_checked(validation / "summary.json", VALIDATE_HINT))
         archs = pl.read_parquet(staging / "tables" / "archs.parquet")
+        protocols = json.loads((staging / "tables" / PROTOCOLS).read_text())
         (staging / "DATACARD.md").write_text(datacard(name, params, archs, metrics, summary, environments,
-                                                      search_summary))
+                                                      protocols, search_summary))
         manifest = {
             "name": name, "version": params["release"]["version"], "space": params["space"],
             "nasforge": nasforge.__version__, "code_version": code_version(), "params": params,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
-from nasforge.train.protocol import Protocol
+from nasforge.protocol import Protocol
 
 
 def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, validation: dict,
-             environments: list[str], search_summary: str | None = None) -> str:
+             environments: list[str], protocols: dict[str, dict], search_summary: str | None = None) -> str:
+    """``protocols``: per budget, the epochs and hyper-parameters its shards recorded (``protocols.json``)."""
     train = params["train"]
-    protocol = Protocol.nats(train["budgets"][0]).with_overrides(train.get("protocol"))
     n_archs = archs["arch_index"].n_unique()
     lines = [
         f"# {name}",
@@ -21,16 +23,14 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "",
         "## How it was trained",
         "",
-        f"- Protocol (NATS-Bench's hyper-opts{' with overrides' if train.get('protocol') else ''}): SGD, "
-        f"momentum {protocol.momentum}{' Nesterov' if protocol.nesterov else ''}, lr {protocol.lr} cosine-annealed "
-        f"per epoch (constant within an epoch, xautodl's scheduler) to {protocol.eta_min} over each budget's epochs"
-        f"{f' after {protocol.warmup} warm-up epochs' if protocol.warmup else ''}, weight decay "
-        f"{protocol.weight_decay}, batch {protocol.batch_size}, random flip and padded crop, per-dataset "
-        "normalisation.",
-        f"- Engine `{train.get('engine', 'reference')}`; weights drawn after `torch.manual_seed(seed)`, as NATS-Bench "
+        f"- Protocol (NATS-Bench's hyper-opts{' with overrides' if train['protocol'] else ''}), as every "
+        "shard recorded it (`tables/protocols.json`):",
+        *_protocol_lines(protocols),
+        "- Random flip and padded crop, per-dataset normalisation.",
+        f"- Engine `{train['engine']}`; weights drawn after `torch.manual_seed(seed)`, as NATS-Bench "
         "draws them; data order and augmentation from the seed alone; deterministic kernels; fixed threads; CPU "
         "kernels pinned to one instruction set (`numerics.cpu_isa`).",
-        f"- Architectures: plan.archs = {params['plan']['archs']} (sample seed {params['plan'].get('sample_seed', 0)}), "
+        f"- Architectures: plan.archs = {params['plan']['archs']} (sample seed {params['plan']['sample_seed']}), "
         f"in {params['plan']['shards']} shards.",
         "- Environments that produced the tables:",
         *[f"  - {_environment(env)}" for env in environments],
@@ -90,6 +90,22 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
     return "\n".join(lines)
 
 
+def _protocol_lines(protocols: dict[str, dict]) -> list[str]:
+    """One line per distinct protocol, naming the budgets trained under it."""
+    budgets: dict[str, list[str]] = {}
+    for hp, record in protocols.items():
+        budgets.setdefault(json.dumps(record["protocol"], sort_keys=True), []).append(f"hp{hp}")
+    lines = []
+    for text, names in budgets.items():
+        p = Protocol(**json.loads(text))
+        lines.append(
+            f"  - {', '.join(names)}: SGD, momentum {p.momentum}{' Nesterov' if p.nesterov else ''}, lr {p.lr} "
+            f"cosine-annealed per epoch (constant within an epoch, xautodl's scheduler) to {p.eta_min} over the "
+            f"budget's epochs{f' after {p.warmup} warm-up epochs' if p.warmup else ''}, weight decay "
+            f"{p.weight_decay}, batch {p.batch_size}.")
+    return lines
+
+
 def _proxy_section(metrics: dict) -> list[str]:
     """Spearman / Kendall of each training-free proxy with final test accuracy, per setting."""
     settings = [s for s in sorted(metrics) if "proxies" in metrics[s]]
@@ -106,7 +122,7 @@ def _proxy_section(metrics: dict) -> list[str]:
             c = metrics[s]["proxies"][proxy]
             cells.append("n/a" if c["spearman"] is None else f"{c['spearman']:.3f} / {c['kendall']:.3f}")
         lines.append(f"| {proxy} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _cell(text: str) -> str:

@@ -25,13 +25,15 @@ import re
 import stat
 from pathlib import Path, PurePosixPath
 
+from nasforge.errors import InputError, MissingInputError
+
 MANIFEST = "manifest.json"
 MEASURED = "measured"
 MANIFEST_LIMIT = 256 << 20  # bytes; a full NATS-Bench release's manifest is a few kB
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ReleaseError(ValueError):
+class ReleaseError(InputError):
     """The release folder is malformed or unsafe to read; the message names the file and the fix."""
 
 
@@ -99,7 +101,7 @@ def read_manifest(path: Path, top: bool = True) -> dict:
     """A manifest as a checked dict: ``files`` maps safe relative paths to {sha256, bytes}."""
     path = Path(path)
     if not os.path.lexists(path):
-        raise FileNotFoundError(f"{path}: missing; not a nasforge release (build one with `nasforge pipeline`)")
+        raise MissingInputError(f"{path}: missing; not a nasforge release (build one with `nasforge pipeline`)")
     try:
         manifest = json.loads(read_bytes(path, MANIFEST_LIMIT))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from nasforge.search.multi_trial import SimulatedBench
+from nasforge.search.simulation import SimulatedBench
 
 
 def bohb(env: SimulatedBench, reduction_factor: int = 3) -> None:

@@ -36,16 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasforge.models import cost
+from nasforge.errors import InputError
+from nasforge.models.cost import cost
+from nasforge.schema import PROXY_SCHEMA
 from nasforge.spaces import get_space
-from nasforge.train.reference import data_generator, make_network
+from nasforge.train.loop import data_generator
+from nasforge.train.reference import make_network
 from nasforge.train.splits import Splits
 
-PROXIES = ("naswot", "jacob_cov", "grad_norm", "snip", "synflow")
-SCHEMA = {
-    "space": pl.String, "dataset": pl.String, "arch_index": pl.Int64, "arch": pl.String, "seed": pl.Int64,
-    "batch_size": pl.Int64, **{p: pl.Float64 for p in PROXIES}, "params": pl.Float64, "flops": pl.Float64,
-}
 JACOB_K = 1e-5
 
 
@@ -132,7 +130,7 @@ def score_archs(space: str, archs: list[int], seed: int, splits: Splits, batch_s
                 device: torch.device, on_arch=None) -> pl.DataFrame:
     """The proxies table of ``archs`` on one dataset: one row per arch, sorted."""
     if batch_size < 2:
-        raise ValueError(f"proxy batch_size must be at least 2 (a kernel over one image is trivial), got {batch_size}")
+        raise InputError(f"proxy batch_size must be at least 2 (a kernel over one image is trivial), got {batch_size}")
     batch = proxy_batch(splits, seed, batch_size)
     channels, size, _ = splits.image_shape
     rows = []
@@ -144,4 +142,4 @@ def score_archs(space: str, archs: list[int], seed: int, splits: Splits, batch_s
                      "params": c["params"], "flops": c["flops"]})
         if on_arch:
             on_arch(index)
-    return pl.DataFrame(rows, schema=SCHEMA)
+    return pl.DataFrame(rows, schema=PROXY_SCHEMA)

@@ -26,15 +26,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
 
-from nasforge.analysis import STYLE, save_figure  # noqa: E402
-from nasforge.api.benchmark import Benchmark  # noqa: E402
-from nasforge.search.multi_trial import TRAJECTORY_SCHEMA, TimeModel, run_search  # noqa: E402
+from nasforge.analysis import STYLE, save_figure
+from nasforge.api.benchmark import Benchmark
+from nasforge.errors import InputError
+from nasforge.schema import TRAJECTORY_KEYS, TRAJECTORY_SCHEMA
+from nasforge.search.multi_trial import run_search
+from nasforge.search.simulation import TimeModel
 
-KEYS = ["algo", "dataset", "hp", "run", "step"]
 NASWOT = "naswot"
 
 
@@ -58,7 +60,7 @@ def naswot_search(bench: Benchmark, proxies: pl.DataFrame, dataset: str, hp: str
     scores = dict(proxies.filter(pl.col("dataset") == dataset).select("arch_index", NASWOT).iter_rows())
     missing = sorted(set(bench.indices) - set(scores))
     if missing:
-        raise ValueError(f"proxies table has no {NASWOT} score for {len(missing)} archs of {dataset} "
+        raise InputError(f"proxies table has no {NASWOT} score for {len(missing)} archs of {dataset} "
                          f"(e.g. {missing[:3]}); rebuild it with the search phase's proxies rule")
     rows = []
     for run in range(first_seed, first_seed + runs):
@@ -79,14 +81,14 @@ def run_suite(bench: Benchmark, proxies: pl.DataFrame, config: dict, on_run=None
     """Trajectories of every configured algorithm on every searchable (dataset, hp); the skipped datasets.
     ``only=(algo, dataset)``: that algorithm on that dataset alone (one pipeline job of the suite)."""
     settings, skipped = searchable(bench)
-    time_model = TimeModel(config.get("time_model", "flops"), config.get("gflops", 100.0))
+    time_model = TimeModel(config["time_model"], config["gflops"])
     budgets = config["time_budget"]
     frames = []
     for dataset, hp in settings:
         if only and dataset != only[1]:
             continue
         if dataset not in budgets:
-            raise ValueError(f"search.time_budget has no entry for {dataset}; add `{dataset}: SECONDS` "
+            raise InputError(f"search.time_budget has no entry for {dataset}; add `{dataset}: SECONDS` "
                              "(NATS-Bench TSS: 20000 cifar10-valid, 40000 cifar100, 120000 ImageNet16-120)")
         for algo in config["algorithms"]:
             if only and algo != only[0]:
@@ -96,15 +98,15 @@ def run_suite(bench: Benchmark, proxies: pl.DataFrame, config: dict, on_run=None
             else:
                 frames.append(run_search(bench, algo, dataset, hp, budgets[dataset], config["runs"],
                                          on_run=on_run, time_model=time_model,
-                                         max_evaluations=config.get("max_evaluations", 10_000)))
+                                         max_evaluations=config["max_evaluations"]))
     trajectories = pl.concat(frames) if frames else pl.DataFrame(schema=TRAJECTORY_SCHEMA)
-    return trajectories.sort(KEYS), skipped
+    return trajectories.sort(TRAJECTORY_KEYS), skipped
 
 
 def summary_markdown(summary: pl.DataFrame, skipped: list[str], config: dict) -> str:
     """Algorithms by row, (dataset, budget) by column, mean +- std test accuracy as NATS-Bench prints it."""
     settings = sorted(set(summary.select("dataset", "hp").iter_rows()))
-    model = config.get("time_model", "flops")
+    model = config["time_model"]
     lines = [
         "# NAS algorithms on this benchmark",
         "",

@@ -9,7 +9,11 @@ index is simply the channel tuple read as a base-8 number.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
+
+from nasforge.errors import InputError
+from nasforge.spaces import tss
+from nasforge.spaces.space import Layers, Space
 
 CHANNELS: tuple[int, ...] = (8, 16, 24, 32, 40, 48, 56, 64)
 NUM_LAYERS = 5
@@ -23,10 +27,10 @@ _EXPECTED = (
 def parse_arch(arch: str) -> tuple[int, ...]:
     """Per-layer channels of an SSS string; ValueError naming the expected form otherwise."""
     if not isinstance(arch, str):
-        raise ValueError(f"{_EXPECTED}; got {type(arch).__name__} {arch!r}")
+        raise InputError(f"{_EXPECTED}; got {type(arch).__name__} {arch!r}")
     parts = arch.strip().split(":")
     if len(parts) != NUM_LAYERS or not all(p.isdigit() and int(p) in CHANNELS for p in parts):
-        raise ValueError(f"{_EXPECTED}; got {arch!r}")
+        raise InputError(f"{_EXPECTED}; got {arch!r}")
     return tuple(int(p) for p in parts)
 
 
@@ -34,21 +38,22 @@ def format_arch(channels: tuple[int, ...]) -> str:
     return ":".join(str(c) for c in channels)
 
 
-class SizeSpace:
+REDUCTIONS = (False, True, False, True, False)  # cell, residual reduction, cell, residual reduction, cell
+
+
+class SizeSpace(Space):
     """The 32,768 SSS channel configurations in NATS-Bench's index order."""
 
     name = "sss"
+    values = CHANNELS
     channels = CHANNELS
+    pads_groups = True
 
     def __len__(self) -> int:
         return len(CHANNELS) ** NUM_LAYERS
 
-    def __iter__(self) -> Iterator[str]:
-        return (self.arch(i) for i in range(len(self)))
-
     def arch(self, index: int) -> str:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
-            raise ValueError(f"expected an SSS index, an integer in [0, {len(self) - 1}]; got {index!r}")
+        index = self._check_index(index)
         digits = []
         for _ in range(NUM_LAYERS):
             index, d = divmod(index, len(CHANNELS))
@@ -60,3 +65,19 @@ class SizeSpace:
         for c in parse_arch(arch):
             i = i * len(CHANNELS) + CHANNELS.index(c)
         return i
+
+    def parse(self, arch: str) -> tuple[int, ...]:
+        return parse_arch(arch)
+
+    def format(self, decisions: Sequence) -> str:
+        return format_arch(tuple(decisions))
+
+    def skeleton(self, arch: str) -> tuple[tuple[str, ...], Layers]:
+        return tss.parse_arch(FIXED_CELL), list(zip(parse_arch(arch), REDUCTIONS, strict=True))
+
+    def net_config(self, arch: str, num_classes: int) -> dict:
+        return {"name": "infer.shape.tiny", "channels": format_arch(parse_arch(arch)), "genotype": FIXED_CELL,
+                "num_classes": num_classes}
+
+    def widest(self, archs: Sequence[str]) -> str:
+        return format_arch(tuple(max(c) for c in zip(*(parse_arch(a) for a in archs), strict=True)))

@@ -16,8 +16,11 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
+
+from nasforge.errors import InputError
+from nasforge.spaces.space import Layers, Space
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4
@@ -26,6 +29,8 @@ EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for j in range(1, NUM_NODES) f
 _SHUFFLE_SEED = 88  # NAS-Bench-201's generate_meta_info; fixes every published index.
 _NODE_RE = re.compile(r"^\|(?:[a-z0-9_]+~\d\|)+$")
 _ZERO = "#"
+CHANNELS = 16  # C of the first stage; doubled at each reduction
+CELLS_PER_STAGE = 5  # N
 
 Ops = tuple[str, ...]
 
@@ -47,21 +52,21 @@ def parse_arch(arch: str) -> Ops:
         f"ops from {list(OPS)}"
     )
     if not isinstance(arch, str):
-        raise ValueError(f"{expected}; got {type(arch).__name__} {arch!r}")
+        raise InputError(f"{expected}; got {type(arch).__name__} {arch!r}")
     nodes = arch.strip().split("+")
     if len(nodes) != NUM_NODES - 1 or not all(_NODE_RE.match(n) for n in nodes):
-        raise ValueError(f"{expected}; got {arch!r}")
+        raise InputError(f"{expected}; got {arch!r}")
     ops: list[str] = []
     for j, node in enumerate(nodes, start=1):
         edges = node.strip("|").split("|")
         if len(edges) != j:
-            raise ValueError(f"{expected}; node {j} of {arch!r} has {len(edges)} edges, needs {j}")
+            raise InputError(f"{expected}; node {j} of {arch!r} has {len(edges)} edges, needs {j}")
         for i, edge in enumerate(edges):
             op, _, src = edge.partition("~")
             if op not in OPS:
-                raise ValueError(f"{expected}; unknown op {op!r} in {arch!r}")
+                raise InputError(f"{expected}; unknown op {op!r} in {arch!r}")
             if src != str(i):
-                raise ValueError(f"{expected}; edge {i} of node {j} in {arch!r} must read from node {i}, not {src}")
+                raise InputError(f"{expected}; edge {i} of node {j} in {arch!r} must read from node {i}, not {src}")
             ops.append(op)
     return tuple(ops)
 
@@ -96,10 +101,11 @@ def isomorphism_key(ops: Ops) -> str:
     return expr[NUM_NODES - 1]
 
 
-class TopologySpace:
+class TopologySpace(Space):
     """The 15,625 TSS cells in NATS-Bench's index order."""
 
     name = "tss"
+    values = OPS
     ops = OPS
 
     @cached_property
@@ -134,19 +140,28 @@ class TopologySpace:
         ops = parse_arch(arch)
         return self._index[format_arch(ops)]
 
-    def canonical(self, arch: str | int) -> str:
-        """The lowest-indexed arch that computes the same function as ``arch``."""
-        i = self._check_index(arch) if isinstance(arch, int) else self.index(arch)
-        return self._archs[self._canonical[i]]
+    def parse(self, arch: str) -> Ops:
+        return parse_arch(arch)
+
+    def format(self, decisions: Sequence) -> str:
+        return format_arch(tuple(decisions))
 
     def canonical_index(self, arch: str | int) -> int:
+        """The lowest index computing the same function (NAS-Bench-201's isomorphism rule)."""
         i = self._check_index(arch) if isinstance(arch, int) else self.index(arch)
         return self._canonical[i]
 
     def unique_count(self) -> int:
         return len(set(self._canonical))
 
-    def _check_index(self, index: int) -> int:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
-            raise ValueError(f"expected a TSS index, an integer in [0, {len(self) - 1}]; got {index!r}")
-        return index
+    def input_independent(self, arch: str) -> bool:
+        return set(isomorphism_key(parse_arch(arch)).split("+")) == {_ZERO}
+
+    def skeleton(self, arch: str) -> tuple[Ops, Layers]:
+        n, c = CELLS_PER_STAGE, CHANNELS
+        layers = [(c, False)] * n + [(2 * c, True)] + [(2 * c, False)] * n + [(4 * c, True)] + [(4 * c, False)] * n
+        return parse_arch(arch), layers
+
+    def net_config(self, arch: str, num_classes: int) -> dict:
+        return {"name": "infer.tiny", "C": CHANNELS, "N": CELLS_PER_STAGE, "arch_str": self.arch(self.index(arch)),
+                "num_classes": num_classes}

@@ -20,25 +20,26 @@ import torch
 
 import nasforge
 from nasforge import numerics
+from nasforge.errors import InputError, MachineError
 
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
+        raise InputError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
     return torch.device(device)
 
 
 def pin(threads: int) -> None:
     """Fix the kernels' instruction set, threads and deterministic kernels for this process."""
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise InputError(f"threads must be >= 1, got {threads}")
     numerics.check_cpu()
     expected = numerics.ATEN_CAPABILITY.get(numerics.level())
     actual = torch.backends.cpu.get_cpu_capability()
     if expected is not None and actual != expected:
-        raise RuntimeError(
+        raise MachineError(
             f"torch runs its CPU kernels at {actual}, not {expected} as {numerics.ENV}={numerics.level()} needs: "
             f"either this CPU lacks {expected} ({numerics.ENV}=native builds bytes of this CPU alone), or torch "
             f"ran a kernel before nasforge pinned ATEN_CPU_CAPABILITY (import nasforge before torch)")
@@ -64,7 +65,7 @@ def _deterministic_algorithms() -> None:
     else:
         setter(True, warn_only=False)
     if not torch.are_deterministic_algorithms_enabled():
-        raise RuntimeError("torch did not enable deterministic algorithms; results would not be reproducible")
+        raise MachineError("torch did not enable deterministic algorithms; results would not be reproducible")
 
 
 def describe(device: torch.device) -> dict[str, str]:

@@ -7,25 +7,22 @@ weights start from the member's own init (its reference network, copied in),
 BN statistics live in the member's channels, the loss is the sum of the
 members' mean cross-entropies (so each member's gradient is exactly its own),
 and SGD is elementwise, so one optimiser over the stacked tensors is each
-member's optimiser. A member whose epoch loss is not finite is marked
-diverged from that epoch on, as the reference engine does; its NaNs cannot
-reach another member (no op mixes members), so the others train on.
-
-Timings are the group's seconds divided by its size: what an arch cost.
+member's optimiser. The epoch loop, lr schedule and divergence rule are the
+shared ``train.loop``: a diverged member's NaNs cannot reach another member (no
+op mixes members), so the others train on.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from nasforge.models.fused import FusedNetwork, fuse
+from nasforge.protocol import Protocol
 from nasforge.train import reference
-from nasforge.train.protocol import Protocol
+from nasforge.train.loop import Sums, eval_batches, train_members
 from nasforge.train.splits import Splits
 
 OutOfMemory = torch.cuda.OutOfMemoryError
@@ -47,80 +44,44 @@ def member_losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "
 
 @torch.no_grad()
 def evaluate(net: FusedNetwork, images: torch.Tensor, labels: torch.Tensor, splits: Splits,
-             batch_size: int) -> list[tuple[float, int, int]]:
+             batch_size: int) -> list[Sums]:
     """Per member (summed loss, correct predictions, images) with BN in inference mode."""
     net.eval()
     loss_sum = torch.zeros(net.G, dtype=torch.float64, device=images.device)
     correct = torch.zeros(net.G, dtype=torch.int64, device=images.device)
-    for x, y in reference.eval_batches(images, labels, splits, batch_size):
+    for x, y in eval_batches(images, labels, splits, batch_size):
         logits = net(x)
         loss_sum += member_losses(logits, y, "sum").double()
         correct += (logits.argmax(2) == y).sum(1)
     return [(loss, int(c), len(images)) for loss, c in zip(loss_sum.tolist(), correct.tolist(), strict=True)]
 
 
-def train_group(
-    space: str,
-    arch_indices: list[int],
-    seed: int,
-    epochs: int,
-    protocol: Protocol,
-    splits: Splits,
-    device: torch.device,
-    on_epoch: Callable[[int], None] | None = None,
-) -> list[tuple[list[dict], list[dict]]]:
+class StackedGroup:
+    """A fused network as the loop's G members: the loss is the sum of the members' mean
+    cross-entropies, so each member's gradient is exactly its own."""
+
+    def __init__(self, net: FusedNetwork) -> None:
+        self.net, self.G = net, net.G
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net(x)
+        losses = member_losses(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        optimizer.step()
+        return losses.detach(), (logits.detach().argmax(2) == y).sum(1)
+
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor, splits: Splits, batch_size: int) -> list[Sums]:
+        return evaluate(self.net, images, labels, splits, batch_size)
+
+
+def train_group(space: str, arch_indices: list[int], seed: int, epochs: int, protocol: Protocol, splits: Splits,
+                device: torch.device, on_epoch: Callable[[int], None] | None = None
+                ) -> list[tuple[list[dict], list[dict]]]:
     """Train the group; per member, in order, what ``reference.train_arch`` returns for it alone."""
-    net = make_fused(space, arch_indices, seed, splits, device)
-    G = net.G
-    optimizer = reference.make_optimizer(net, protocol)  # elementwise: each member's own SGD
-    generator = reference.data_generator(seed)
-    images = splits.train[0]
-    n = len(images)
-    metrics: list[list[dict]] = [[] for _ in range(G)]
-    timings: list[list[dict]] = [[] for _ in range(G)]
-    diverged = [False] * G
-    for epoch in range(epochs + protocol.warmup):
-        lr_first = protocol.lr_at(epoch, 0.0, epochs)
-        reference.sync(device)
-        start = time.perf_counter()
-        net.train()
-        loss_sum = torch.zeros(G, dtype=torch.float64, device=images.device)
-        correct = torch.zeros(G, dtype=torch.int64, device=images.device)
-        for x, y in reference.train_batches(splits, protocol, generator, optimizer, epoch, epochs):
-            logits = net(x)
-            losses = member_losses(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step()
-            loss_sum += losses.detach().double() * len(y)
-            correct += (logits.detach().argmax(2) == y).sum(1)
-        train_loss = (loss_sum / n).tolist()
-        train_acc = (100.0 * correct.double() / n).tolist()
-        reference.sync(device)
-        train_seconds = (time.perf_counter() - start) / G
-        for g in range(G):
-            if not diverged[g] and not math.isfinite(train_loss[g]):
-                diverged[g] = True
-                metrics[g].append(reference.diverged_row(epoch, lr_first, splits))
-                timings[g].append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": 0.0})
-            elif diverged[g]:
-                metrics[g].append(reference.diverged_row(epoch, lr_first, splits))
-                timings[g].append({"epoch": epoch, "train_seconds": 0.0, "eval_seconds": 0.0})
-        live = [g for g in range(G) if not diverged[g]]
-        if live:
-            start = time.perf_counter()
-            sums = {split: evaluate(net, *data, splits, protocol.batch_size) for split, data in splits.evals.items()}
-            reference.sync(device)
-            eval_seconds = (time.perf_counter() - start) / G
-            for g in live:
-                row = {"epoch": epoch, "lr": lr_first, "train_loss": train_loss[g], "train_acc": train_acc[g]}
-                row.update(reference.eval_metrics({split: per[g] for split, per in sums.items()}, splits))
-                row["diverged"] = False
-                metrics[g].append(row)
-                timings[g].append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": eval_seconds})
-        if on_epoch:
-            on_epoch(epoch)
-    return list(zip(metrics, timings, strict=True))
+    return train_members(StackedGroup(make_fused(space, arch_indices, seed, splits, device)), seed, epochs,
+                         protocol, splits, device, on_epoch)
 
 
 def train_split_on_oom(space: str, arch_indices: list[int], seed: int, epochs: int, protocol: Protocol,

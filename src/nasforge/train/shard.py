@@ -1,12 +1,12 @@
 """One training job: a shard of architectures, one space, dataset, budget and seed.
 
-Outputs, each under ``{space}/{dataset}/hp{hp}/seed{seed}/``:
+Outputs (the paths the rule declares; by default ``nasforge.paths``' layout):
 
-- ``{out}/.../shard{k}.parquet``: one row per (arch, epoch) of deterministic
+- ``out`` (``shard{k}.parquet``): one row per (arch, epoch) of deterministic
   metrics, the environment and job in its metadata. Byte-identical on a rerun.
-- ``{measured}/.../shard{k}.timing.parquet``: measured train/eval seconds per
+- ``timing_out`` (``shard{k}.timing.parquet``): measured train/eval seconds per
   (arch, epoch).
-- ``{measured}/.../shard{k}.cost.parquet``: params and FLOPs (cost model) and
+- ``cost_out`` (``shard{k}.cost.parquet``): params and FLOPs (cost model) and
   measured inference latency per arch (null with ``latency_repeats`` 0: latency
   depends on the arch and the input, not the seed, so the pipeline measures it
   in the first seed's jobs only; at batch 256 on a CPU it costs 10-20 s an arch).
@@ -15,7 +15,7 @@ Wall-clock measurements live in a tree of their own (``results/measured/``) on
 purpose: they can never be byte-stable, and keeping them apart is what lets
 every other file, and DVC's hash of it, be identical on a rebuild.
 
-Resuming: each finished arch is committed to ``shard{k}.parts/`` by an atomic
+Resuming: each finished arch is committed to ``shard{k}.parts/`` (beside ``out``) by an atomic
 rename; a restarted job skips what is there and, once all archs are in,
 assembles the shard tables and drops the parts. A job whose settings differ
 from the parts' refuses to mix them.
@@ -30,52 +30,43 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nasforge import numerics
+from nasforge.errors import InputError, MissingInputError
 from nasforge.models import cost
+from nasforge.paths import RESULTS, Results
+from nasforge.plan import pack_groups
+from nasforge.protocol import Protocol
+from nasforge.schema import COST_KEYS, COST_SCHEMA, SHARD_KEYS, SHARD_SCHEMA, TIMING_SCHEMA, epochs_of
 from nasforge.spaces import get_space
-from nasforge.spaces.plan import pack_groups
 from nasforge.tables import read_table, write_table
 from nasforge.train import environment
 from nasforge.train.fused import train_split_on_oom
-from nasforge.train.protocol import Protocol, epochs_of
 from nasforge.train.reference import make_network, measure_latency, train_arch
 from nasforge.train.splits import Splits, load_splits
 
-METRICS_SCHEMA = {
-    "space": pl.String, "arch_index": pl.Int64, "arch": pl.String, "dataset": pl.String, "hp": pl.String,
-    "seed": pl.Int64, "epoch": pl.Int64, "lr": pl.Float64,
-    "train_loss": pl.Float64, "train_acc": pl.Float64, "valid_loss": pl.Float64, "valid_acc": pl.Float64,
-    "test_loss": pl.Float64, "test_acc": pl.Float64, "valtest_loss": pl.Float64, "valtest_acc": pl.Float64,
-    "diverged": pl.Boolean,
-}
-TIMING_SCHEMA = {
-    "space": pl.String, "arch_index": pl.Int64, "dataset": pl.String, "hp": pl.String, "seed": pl.Int64,
-    "epoch": pl.Int64, "train_seconds": pl.Float64, "eval_seconds": pl.Float64,
-}
-COST_SCHEMA = {
-    "space": pl.String, "arch_index": pl.Int64, "arch": pl.String, "dataset": pl.String, "seed": pl.Int64,
-    "params": pl.Float64, "flops": pl.Float64, "latency_bs1_ms": pl.Float64, "latency_bs256_ms": pl.Float64,
-}
-KEYS = ["space", "dataset", "hp", "seed", "arch_index", "epoch"]
 PLAN_HINT = "rerun the plan phase (snakemake phase_plan)"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ShardJob:
+    """One train job: what to train and the three files it writes."""
+
     space: str
     dataset: str
     hp: str
     seed: int
-    shard: int
-    of: int
-    data_root: Path = Path("results/data")
-    out_root: Path = Path("results/train")
-    measured_root: Path = Path("results/measured/train")
+    shard: int = 0
+    of: int = 1
+    data: Path  # the prepared dataset's folder
+    out: Path  # the metrics table
+    timing_out: Path
+    cost_out: Path
     plan: Path | None = None
     archs: list[int] | None = None
     device: str = "auto"
@@ -84,19 +75,19 @@ class ShardJob:
     latency_repeats: int = 3
     engine: str = "reference"
 
-    @property
-    def relative(self) -> Path:
-        return Path(self.space) / self.dataset / f"hp{self.hp}" / f"seed{self.seed}"
+    @classmethod
+    def under(cls, results: Results = RESULTS, **settings: Any) -> ShardJob:
+        """A job reading and writing where the pipeline does under ``results`` (``nasforge.paths``)."""
+        where = {k: settings[k] for k in ("space", "dataset", "hp", "seed")} | {"k": settings.get("shard", 0)}
+        paths = {"data": Path(results.data(settings["dataset"])), "out": Path(results.shard(**where)),
+                 "timing_out": Path(results.shard(**where, kind="timing")),
+                 "cost_out": Path(results.shard(**where, kind="cost"))}
+        return cls(**{**paths, **settings})
 
     @property
-    def folder(self) -> Path:
-        return Path(self.out_root) / self.relative
-
-    def output(self, kind: str = "") -> Path:
-        """The metrics table, or with ``kind`` "timing"/"cost" a measured table."""
-        if not kind:
-            return self.folder / f"shard{self.shard}.parquet"
-        return Path(self.measured_root) / self.relative / f"shard{self.shard}.{kind}.parquet"
+    def parts(self) -> Path:
+        """Where finished archs wait for the shard to complete: ``shard{k}.parts/`` beside ``out``."""
+        return Path(self.out).with_suffix(".parts")
 
 
 ENGINES = ("reference", "fused")
@@ -105,7 +96,7 @@ ENGINES = ("reference", "fused")
 def shard_archs(job: ShardJob) -> list[int]:
     """The arch indices this shard trains: explicit, from the plan, or every of-th arch of the space."""
     if not 0 <= job.shard < job.of:
-        raise ValueError(f"shard {job.shard} is not in 0..{job.of - 1} (--of {job.of})")
+        raise InputError(f"shard {job.shard} is not in 0..{job.of - 1} (--of {job.of})")
     space = get_space(job.space)
     if job.archs is not None:
         for i in job.archs:
@@ -118,14 +109,14 @@ def shard_archs(job: ShardJob) -> list[int]:
 
 def _archs_from_plan(plan: Path, job: ShardJob) -> list[int]:
     if not plan.is_file():
-        raise FileNotFoundError(f"{plan}: no plan; run the plan phase (snakemake plan) or omit --plan")
+        raise MissingInputError(f"{plan}: no plan; run the plan phase (snakemake phase_plan) or omit --plan")
     table = read_table(plan, PLAN_HINT)
     missing = {"arch_index", "shard"} - set(table.columns)
     if missing:
-        raise ValueError(f"{plan}: missing columns {sorted(missing)}; rebuild it with `nasforge plan`")
+        raise InputError(f"{plan}: missing columns {sorted(missing)}; rebuild it with `nasforge plan`")
     shards = table["shard"].n_unique()
     if table["shard"].max() + 1 != job.of:
-        raise ValueError(f"{plan}: holds {shards} shards but the job says --of {job.of}")
+        raise InputError(f"{plan}: holds {shards} shards but the job says --of {job.of}")
     return sorted(table.filter(pl.col("shard") == job.shard)["arch_index"].to_list())
 
 
@@ -133,11 +124,11 @@ def run_shard(job: ShardJob) -> Path:
     """Train every arch of the shard that is not yet done, then assemble its tables."""
     epochs = epochs_of(job.hp)  # the budget; warm-up epochs, if the protocol has any, come on top
     if job.engine not in ENGINES:
-        raise ValueError(f"unknown engine {job.engine!r}: expected one of {list(ENGINES)}")
+        raise InputError(f"unknown engine {job.engine!r}: expected one of {list(ENGINES)}")
     archs = shard_archs(job)
     environment.pin(job.threads)
     device = environment.resolve_device(job.device)
-    parts = job.folder / f"shard{job.shard}.parts"
+    parts = job.parts
     config = {
         "space": job.space, "dataset": job.dataset, "hp": job.hp, "seed": job.seed, "shard": job.shard,
         "of": job.of, "archs": archs, "epochs": epochs, "protocol": job.protocol.as_dict(),
@@ -150,16 +141,16 @@ def run_shard(job: ShardJob) -> Path:
         done = {int(p.name.split(".")[0]) for p in parts.glob("*.metrics.parquet")}
         todo = [i for i in archs if i not in done]
         if todo:
-            splits = load_splits(Path(job.data_root) / job.dataset, device)
+            splits = load_splits(Path(job.data), device)
             if splits.dataset != job.dataset:
-                raise ValueError(f"{job.data_root}/{job.dataset} holds {splits.dataset!r}, not {job.dataset!r}")
+                raise InputError(f"{job.data} holds {splits.dataset!r}, not {job.dataset!r}")
             _train_parts(job, todo, len(archs) - len(todo), len(archs), epochs, splits, device, parts)
         env = environment.describe(device)
         _assemble(job, archs, parts, env, config)
         shutil.rmtree(parts)
     finally:
         os.close(lock)  # releases the lock
-    return job.output()
+    return Path(job.out)
 
 
 def _lock_parts(parts: Path) -> int:
@@ -172,7 +163,7 @@ def _lock_parts(parts: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ValueError(f"{parts}: another train-shard job is training this shard now; wait for it to end "
+            raise InputError(f"{parts}: another train-shard job is training this shard now; wait for it to end "
                              "(or stop it) and run this one again") from None
         try:
             if os.stat(parts).st_ino == os.fstat(fd).st_ino:
@@ -192,7 +183,7 @@ def _claim_parts(parts: Path, config: dict) -> None:
             previous = {"unreadable": str(job_file)}
         if previous != config:
             changed = sorted(k for k in config.keys() | previous.keys() if config.get(k) != previous.get(k))
-            raise ValueError(
+            raise InputError(
                 f"{parts}: holds archs trained with other settings (differs in {changed}); "
                 f"rerun with the original settings to resume, or delete that folder to start over"
             )
@@ -225,10 +216,10 @@ def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: 
             ident = {"space": job.space, "arch_index": index, "dataset": job.dataset, "hp": job.hp, "seed": job.seed}
             arch = space.arch(index)
             timing = pl.DataFrame([{**ident, **t} for t in timings], schema=TIMING_SCHEMA)
-            write_table(timing, parts / f"{index}.timing.parquet", KEYS)
-            write_table(_cost_row(job, index, arch, splits, device), parts / f"{index}.cost.parquet", ["arch_index"])
-            rows = pl.DataFrame([{**ident, "arch": arch, **m} for m in metrics], schema=METRICS_SCHEMA)
-            write_table(rows, parts / f"{index}.metrics.parquet", KEYS)  # written last: marks the arch done
+            write_table(timing, parts / f"{index}.timing.parquet", SHARD_KEYS)
+            write_table(_cost_row(job, index, arch, splits, device), parts / f"{index}.cost.parquet", COST_KEYS)
+            rows = pl.DataFrame([{**ident, "arch": arch, **m} for m in metrics], schema=SHARD_SCHEMA)
+            write_table(rows, parts / f"{index}.metrics.parquet", SHARD_KEYS)  # written last: marks the arch done
             progress.advance(shard_task)
 
         if job.engine == "fused":
@@ -265,7 +256,7 @@ def _assemble(job: ShardJob, archs: list[int], parts: Path, env: dict, config: d
 
     meta = {"environment": env, "job": config}
     measured_meta = {**meta, "host": environment.host()}
-    write_table(gather("timing"), job.output("timing"), KEYS, measured_meta)
-    write_table(gather("cost"), job.output("cost"), ["arch_index"], measured_meta)
-    write_table(gather("metrics"), job.output(), KEYS, meta)  # last: its presence means the shard is complete
+    write_table(gather("timing"), job.timing_out, SHARD_KEYS, measured_meta)
+    write_table(gather("cost"), job.cost_out, COST_KEYS, measured_meta)
+    write_table(gather("metrics"), job.out, SHARD_KEYS, meta)  # last: its presence means the shard is complete
 

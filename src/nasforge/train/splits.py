@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from nasforge.data.loader import Augmentation, load_prepared, read_manifest
+from nasforge.data.loader import Augmentation, load_prepared
+from nasforge.data.prepare import MANIFEST, read_manifest
 
 
 @dataclass
@@ -26,7 +27,9 @@ class Splits:
 
 
 def load_splits(folder: Path | str, device: torch.device) -> Splits:
-    """Training split plus the dataset's evaluation splits, all on ``device``."""
+    """Training split plus the dataset's evaluation splits, all on ``device``; ``folder`` is the prepared
+    dataset's folder or its manifest.json (what the pipeline's rules declare)."""
+    folder = Path(folder).parent if Path(folder).name == MANIFEST else Path(folder)
     manifest = read_manifest(folder)
     return Splits(
         train=load_prepared(folder, "train", device),

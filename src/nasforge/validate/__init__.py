@@ -27,23 +27,25 @@ from pathlib import Path
 
 import polars as pl
 
-from nasforge.aggregate import ARCH_KEYS, EPOCH_KEYS, METRICS
 from nasforge.data.registry import get_dataset
+from nasforge.errors import NasforgeError
 from nasforge.files import write_checked
-from nasforge.models import cost
-from nasforge.spaces.tss import isomorphism_key, parse_arch
+from nasforge.models.cost import cost
+from nasforge.protocol import trained_epochs
+from nasforge.schema import ARCH_KEYS, EPOCH_KEYS, EPOCHS_SCHEMA, METRICS
+from nasforge.spaces import get_space
 from nasforge.tables import read_table
-from nasforge.train.protocol import trained_epochs
-from nasforge.train.shard import METRICS_SCHEMA
 
 AGGREGATE_HINT = "rerun the aggregate phase (snakemake phase_aggregate)"
 
-RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)  # fixed: Data Docs paths embed it
-EPOCHS_SCHEMA = METRICS_SCHEMA  # epochs.parquet keeps the shard tables' schema
+RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)  # fixed: Data Docs paths embed it
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(NasforgeError):
     """At least one expectation failed; the message lists them and where the report is."""
+
+    exit_code = 1  # the tables were audited and failed: not a usage error
+    label = "validation failed"
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _isomorphic_frame(archs: pl.DataFrame, tolerance: float) -> pl.DataFrame:
     """Per pair of isomorphic archs: how far their seed means differ beyond 3 standard errors + tolerance."""
     rows = []
     ok = archs.filter(~pl.col("diverged"))
-    for (dataset, hp, canonical), group in ok.group_by(["dataset", "hp", "canonical_index"], maintain_order=True):
+    for (dataset, hp, _canonical), group in ok.group_by(["dataset", "hp", "canonical_index"], maintain_order=True):
         members = group.sort("arch_index").select("arch_index", "test_acc_mean", "test_acc_std", "n_seeds").rows()
         for i, (a, mean_a, sd_a, n_a) in enumerate(members):
             for b, mean_b, sd_b, n_b in members[i + 1 :]:
@@ -100,12 +102,12 @@ def _isomorphic_frame(archs: pl.DataFrame, tolerance: float) -> pl.DataFrame:
 def _chance_frame(archs: pl.DataFrame, space: str) -> pl.DataFrame:
     """Archs whose output cannot depend on the input (every path to the output is cut by ``none``)."""
     rows = []
-    if space == "tss":
-        for dataset, hp, index, arch, acc in archs.select("dataset", "hp", "arch_index", "arch", "test_acc_mean").iter_rows():
-            if set(isomorphism_key(parse_arch(arch)).split("+")) == {"#"}:
-                chance = 100.0 / get_dataset(dataset).num_classes
-                rows.append({"dataset": dataset, "hp": hp, "arch_index": index, "test_acc_mean": acc,
-                             "distance_from_chance": abs(acc - chance)})
+    sp = get_space(space)
+    for dataset, hp, index, arch, acc in archs.select("dataset", "hp", "arch_index", "arch", "test_acc_mean").iter_rows():
+        if sp.input_independent(arch):
+            chance = 100.0 / get_dataset(dataset).num_classes
+            rows.append({"dataset": dataset, "hp": hp, "arch_index": index, "test_acc_mean": acc,
+                         "distance_from_chance": abs(acc - chance)})
     return pl.DataFrame(rows, schema={"dataset": pl.String, "hp": pl.String, "arch_index": pl.Int64,
                                       "test_acc_mean": pl.Float64, "distance_from_chance": pl.Float64})
 
@@ -132,8 +134,8 @@ def _consistency_frame(epochs: pl.DataFrame, archs: pl.DataFrame) -> pl.DataFram
     value, a mean that is not the mean of its seeds, the diverged flag; and a diverged arch whose
     diverged epochs still carry a finite accuracy. Aggregation derives one table from the other, so
     any disagreement means one of them was changed after it."""
-    last = pl.col("epoch") == pl.col("epoch").max().over(ARCH_KEYS + ["seed"])
-    final = (epochs.filter(last).sort(ARCH_KEYS + ["seed"]).group_by(ARCH_KEYS, maintain_order=True)
+    last = pl.col("epoch") == pl.col("epoch").max().over([*ARCH_KEYS, "seed"])
+    final = (epochs.filter(last).sort([*ARCH_KEYS, "seed"]).group_by(ARCH_KEYS, maintain_order=True)
              .agg(pl.col("seed").alias("e_seeds"), *[pl.col(m).alias(f"e_{m}") for m in METRICS]))
     stray = (epochs.filter(pl.col("diverged") & pl.any_horizontal([pl.col(m).is_finite() for m in METRICS
                                                                      if m.endswith("_acc")]))
@@ -309,7 +311,7 @@ def _stabilise_docs(docs: Path) -> None:
     for page in sorted(docs.rglob("*.html")):
         text = page.read_text()
         numbering: dict[str, str] = {}
-        text = _UUID.sub(lambda m: numbering.setdefault(m.group(0), f"id{len(numbering):04d}"), text)
+        text = _UUID.sub(lambda m, seen=numbering: seen.setdefault(m.group(0), f"id{len(seen):04d}"), text)
         text = _REMOTE_LOGO.sub(os.path.relpath(logo, page.parent), text)
         text = _STAMP.sub(RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ"), text)
         page.write_text(text)

@@ -102,7 +102,7 @@ def mnist_slice(full: Path, out: Path, per_class: dict[str, int]) -> Path:
         keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:k] for c in range(10)]))
         np.save(folder / f"{split}_images.npy", np.load(full / f"{split}_images.npy")[keep])
         np.save(folder / f"{split}_labels.npy", labels[keep])
-        manifest["splits"][split] = {"count": int(len(keep)), "class_counts": [k] * 10}
+        manifest["splits"][split] = {"count": len(keep), "class_counts": [k] * 10}
     manifest["files"] = {p.name: sha256(p) for p in sorted(folder.glob("*.npy"))}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return out
@@ -113,14 +113,16 @@ def shard_tables(results: Path, params: dict) -> None:
     made-up numbers (deterministic), so later phases can be tested without training."""
     import polars as pl
 
-    from nasforge.models import cost
-    from nasforge.spaces.plan import make_plan
+    from nasforge.models.cost import cost
+    from nasforge.paths import Results
+    from nasforge.plan import make_plan
+    from nasforge.protocol import Protocol
+    from nasforge.schema import COST_KEYS, COST_SCHEMA, PLAN_KEYS, SHARD_KEYS, SHARD_SCHEMA, TIMING_SCHEMA
     from nasforge.tables import write_table
-    from nasforge.train.shard import COST_SCHEMA, KEYS, METRICS_SCHEMA, TIMING_SCHEMA
 
-    space, plan = params["space"], params["plan"]
-    table = make_plan(space, plan["archs"], plan["shards"], plan.get("sample_seed", 0), plan.get("include"))
-    write_table(table, results / "plan" / f"{space}.parquet", ["arch_index"])
+    space, plan, r = params["space"], params["plan"], Results(str(results))
+    table = make_plan(space, plan["archs"], plan["shards"], plan["sample_seed"], plan["include"])
+    write_table(table, r.plan(space), PLAN_KEYS)
     rng = np.random.default_rng(0)
     for dataset in params["datasets"]:
         spec = registry.get_dataset(dataset)
@@ -144,9 +146,12 @@ def shard_tables(results: Path, params: dict) -> None:
                         costs.append({"space": space, "arch_index": index, "arch": arch, "dataset": dataset,
                                       "seed": seed, "params": c["params"], "flops": c["flops"],
                                       "latency_bs1_ms": 1.0, "latency_bs256_ms": 9.0 + rng.random()})
-                    rel = Path(space) / dataset / f"hp{hp}" / f"seed{seed}"
-                    meta = {"environment": {"device": "fabricated"}}
-                    write_table(pl.DataFrame(metrics, schema=METRICS_SCHEMA), results / "train" / rel / f"shard{k}.parquet", KEYS, meta)
-                    measured = results / "measured" / "train" / rel
-                    write_table(pl.DataFrame(timing, schema=TIMING_SCHEMA), measured / f"shard{k}.timing.parquet", KEYS)
-                    write_table(pl.DataFrame(costs, schema=COST_SCHEMA), measured / f"shard{k}.cost.parquet", ["arch_index"])
+                    protocol = Protocol.nats(hp).with_overrides(params["train"]["protocol"]).as_dict()
+                    meta = {"environment": {"device": "fabricated"},
+                            "job": {"hp": hp, "epochs": int(hp), "protocol": protocol, "seed": seed, "shard": k}}
+                    write_table(pl.DataFrame(metrics, schema=SHARD_SCHEMA), r.shard(space, dataset, hp, seed, k),
+                                SHARD_KEYS, meta)
+                    write_table(pl.DataFrame(timing, schema=TIMING_SCHEMA), r.shard(space, dataset, hp, seed, k, "timing"),
+                                SHARD_KEYS)
+                    write_table(pl.DataFrame(costs, schema=COST_SCHEMA), r.shard(space, dataset, hp, seed, k, "cost"),
+                                COST_KEYS)

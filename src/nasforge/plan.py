@@ -20,12 +20,11 @@ import random
 
 import polars as pl
 
-from nasforge.models import cost
-from nasforge.models.cost import train_memory_bytes
-from nasforge.spaces import get_space, sss, tss
+from nasforge.errors import InputError
+from nasforge.models.cost import cost, train_memory_bytes
+from nasforge.schema import PLAN_SCHEMA
+from nasforge.spaces import get_space
 
-PLAN_SCHEMA = {"arch_index": pl.Int64, "arch": pl.String, "flops": pl.Float64, "shard": pl.Int64,
-               "group": pl.Int64}
 GROUP_DEFAULTS = {"memory_gb": 60.0, "max_size": 64, "batch_size": 256}
 
 
@@ -36,9 +35,9 @@ def sample_archs(space: str, archs: int | str, sample_seed: int = 0, include: li
         return list(range(len(sp)))
     chosen = list(dict.fromkeys(sp.index(a) for a in include or []))
     if archs < len(chosen):
-        raise ValueError(f"plan.archs is {archs} but plan.include already names {len(chosen)} archs")
+        raise InputError(f"plan.archs is {archs} but plan.include already names {len(chosen)} archs")
     if archs > len(sp):
-        raise ValueError(f"plan.archs is {archs} but the {space} space holds only {len(sp)}")
+        raise InputError(f"plan.archs is {archs} but the {space} space holds only {len(sp)}")
     rest = [i for i in range(len(sp)) if i not in set(chosen)]
     chosen += random.Random(sample_seed).sample(rest, archs - len(chosen))
     return sorted(chosen)
@@ -47,7 +46,7 @@ def sample_archs(space: str, archs: int | str, sample_seed: int = 0, include: li
 def assign_shards(space: str, indices: list[int], shards: int) -> pl.DataFrame:
     """Longest-processing-time assignment of archs to ``shards`` by FLOPs."""
     if shards < 1 or shards > len(indices):
-        raise ValueError(f"plan.shards must be between 1 and the number of archs ({len(indices)}); got {shards}")
+        raise InputError(f"plan.shards must be between 1 and the number of archs ({len(indices)}); got {shards}")
     sp = get_space(space)
     flops = {i: cost(space, sp.arch(i))["flops"] for i in indices}
     load = [(0.0, k) for k in range(shards)]  # (FLOPs so far, shard)
@@ -63,14 +62,10 @@ def assign_shards(space: str, indices: list[int], shards: int) -> pl.DataFrame:
 def group_memory_bytes(space: str, archs: list[str], batch: int) -> int:
     """A fused group's estimated memory: TSS members add up; SSS members are padded to the
     group's widest layer, so each costs what the widest arch costs."""
-    if space == "sss":
-        widest = sss.format_arch(tuple(max(c) for c in zip(*(sss.parse_arch(a) for a in archs), strict=True)))
-        return len(archs) * train_memory_bytes(space, widest, batch)
+    sp = get_space(space)
+    if sp.pads_groups:
+        return len(archs) * train_memory_bytes(space, sp.widest(archs), batch)
     return sum(train_memory_bytes(space, a, batch) for a in archs)
-
-
-def _similarity_key(space: str, arch: str) -> tuple:
-    return tuple(tss.parse_arch(arch)) if space == "tss" else sss.parse_arch(arch)
 
 
 def pack_groups(space: str, indices: list[int], memory_gb: float = GROUP_DEFAULTS["memory_gb"],
@@ -78,11 +73,12 @@ def pack_groups(space: str, indices: list[int], memory_gb: float = GROUP_DEFAULT
                 ) -> list[list[int]]:
     """Groups of archs for the fused engine, each under ``memory_gb`` (estimated, 32 px input)."""
     if memory_gb <= 0 or max_size < 1:
-        raise ValueError(f"group packing needs memory_gb > 0 and max_size >= 1; got {memory_gb}, {max_size}")
+        raise InputError(f"group packing needs memory_gb > 0 and max_size >= 1; got {memory_gb}, {max_size}")
     sp = get_space(space)
     budget = memory_gb * 2**30
     groups: list[list[int]] = []
-    for i in sorted(indices, key=lambda i: (_similarity_key(space, sp.arch(i)), i)):
+    # Neighbours in the sort share most decisions (ops or widths), so a group needs few gathers or little padding.
+    for i in sorted(indices, key=lambda i: (sp.parse(sp.arch(i)), i)):
         group = groups[-1] if groups else None
         if (group is None or len(group) >= max_size
                 or group_memory_bytes(space, [sp.arch(j) for j in [*group, i]], batch_size) > budget):

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
 from typing import Any
 
+from nasforge.errors import InputError
+from nasforge.schema import NATS_BUDGETS, epochs_of
 
-NATS_BUDGETS = ("01", "12", "90", "200")
 # key: (type, lower bound, bound exclusive), as workflow/schemas/params.schema.yaml's train.protocol
 _OVERRIDE_RULES = {"lr": ((int, float), 0, True), "eta_min": ((int, float), 0, False), "warmup": (int, 0, False),
                    "momentum": ((int, float), 0, False), "nesterov": (bool, 0, False),
@@ -37,13 +38,13 @@ class Protocol:
     def nats(cls, hp: str = "12") -> Protocol:
         """NATS-Bench's protocol as written in its ``{hp}E.config``; only its four budgets have one."""
         if str(hp) not in NATS_BUDGETS:
-            raise ValueError(f"budget hp {hp!r} has no NATS-Bench hyper-opts; NATS-Bench defines {list(NATS_BUDGETS)} "
+            raise InputError(f"budget hp {hp!r} has no NATS-Bench hyper-opts; NATS-Bench defines {list(NATS_BUDGETS)} "
                              "(written with their leading zero)")
         name = f"{epochs_of(hp):02d}E.config"  # 01E, 12E, 90E, 200E
-        folder = resources.files("nasforge.train").joinpath("hyper_opts")
+        folder = resources.files("nasforge").joinpath("hyper_opts")
         config = _read_nats_config((folder / name).read_text())
         if config["scheduler"] != "cos" or config["optim"] != "SGD" or config["criterion"] != "Softmax":
-            raise ValueError(f"{name}: nasforge implements SGD + cosine + softmax only, got {config}")
+            raise InputError(f"{name}: nasforge implements SGD + cosine + softmax only, got {config}")
         return cls(
             lr=config["LR"], eta_min=config["eta_min"], warmup=config["warmup"], momentum=config["momentum"],
             nesterov=config["nesterov"], weight_decay=config["decay"], batch_size=config["batch_size"],
@@ -55,11 +56,11 @@ class Protocol:
         if not overrides:
             return self
         if not isinstance(overrides, dict):
-            raise ValueError(f"protocol overrides must be a JSON object such as {{\"batch_size\": 128}}, got {overrides!r}")
+            raise InputError(f"protocol overrides must be a JSON object such as {{\"batch_size\": 128}}, got {overrides!r}")
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown protocol keys {unknown}: expected some of {sorted(known)}")
+            raise InputError(f"unknown protocol keys {unknown}: expected some of {sorted(known)}")
         for key, value in overrides.items():
             kind, low, strict = _OVERRIDE_RULES[key]
             ok = (isinstance(value, bool) if kind is bool else
@@ -68,7 +69,7 @@ class Protocol:
             if not ok:
                 allowed = "true or false" if kind is bool else (
                     f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low}")
-                raise ValueError(f"protocol {key}={value!r} is not allowed: expected {allowed}")
+                raise InputError(f"protocol {key}={value!r} is not allowed: expected {allowed}")
         return replace(self, **overrides)
 
     def lr_at(self, epoch: int, iteration: float, epochs: int) -> float:
@@ -99,15 +100,7 @@ class Protocol:
 def trained_epochs(params: dict) -> dict[str, int]:
     """Epochs each budget of a configuration trains (``{hp: epochs + warmup}``), from its protocol."""
     train = params["train"]
-    return {hp: Protocol.nats(hp).with_overrides(train.get("protocol")).total_epochs(hp) for hp in train["budgets"]}
-
-
-def epochs_of(hp: str) -> int:
-    """NATS-Bench names a budget by its epochs: hp "01" trains 1 epoch, "200" trains 200."""
-    if not str(hp).isdigit() or int(hp) < 1 or str(hp) != f"{int(hp):02d}":
-        raise ValueError(f"budget hp must be a positive number of epochs written as NATS-Bench does "
-                         f"('01', '12', '90', '200'); got {hp!r}")
-    return int(hp)
+    return {hp: Protocol.nats(hp).with_overrides(train["protocol"]).total_epochs(hp) for hp in train["budgets"]}
 
 
 def _read_nats_config(text: str) -> dict[str, Any]:

@@ -9,11 +9,11 @@ runs once, so a CPU-dependent kernel shows as another hash.
 import hashlib
 import sys
 
-import nasforge  # noqa: F401 - first: pins the kernels' instruction set before torch loads
 import torch
 import torch.nn.functional as F
 
-from nasforge.models import build_network
+import nasforge  # noqa: F401 - first: pins the kernels' instruction set before torch loads
+from nasforge.models.networks import build_network
 from nasforge.train import environment
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
