@@ -63,8 +63,8 @@ def test_the_torch_in_this_process_runs_at_the_pinned_capability():
 
 def train(data: Path, out: Path, env: dict[str, str]) -> Path:
     cmd = [NASFORGE, "train-shard", "--space", "tss", "--dataset", "mnist5k", "--hp", "01", "--seed", "777",
-           "--archs", "0,123", "--data", str(data), "--out", str(out / "train"), "--measured-out",
-           str(out / "measured"), "--device", "cpu", "--threads", "1", "--latency-repeats", "1",
+           "--archs", "0,123", "--data", str(data / "mnist5k"), "--results", str(out), "--device", "cpu",
+           "--threads", "1", "--latency-repeats", "1",
            "--protocol-json", '{"batch_size": 32}']
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]

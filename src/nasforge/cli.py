@@ -235,8 +235,10 @@ def _results(path: Path) -> Results:
 
 @app.command("check-params", rich_help_panel=TOOLS)
 def check_params_cmd(params: Annotated[Path, typer.Argument(help="params.yaml to check.")] = Path("params.yaml")) -> None:
-    """Check params.yaml against its schema; name every wrong key and what is allowed; then print the
-    configuration a pipeline run with it uses, with each budget's training protocol resolved."""
+    """Check params.yaml against its schema, naming every wrong key; print the configuration a run uses.
+
+    The printed configuration has the schema's defaults filled in and each budget's training
+    protocol resolved."""
     import yaml
 
     from nasforge.protocol import Protocol
@@ -294,8 +296,9 @@ def validate_cmd(
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
-    """Validate phase: audit the benchmark's tables with great-expectations; fail (exit 1, blocking the
-    release) on any broken check."""
+    """Validate phase: audit the benchmark's tables with great-expectations; any broken check fails it.
+
+    A failure exits 1 and blocks the release; the report and Data Docs stay on disk."""
     from nasforge.validate import expected_from_params, validate
 
     p = _params(params, params_json)
@@ -311,8 +314,9 @@ def analyse_cmd(
     params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
     results: Annotated[Path, RESULTS_OPTION] = Path("results"),
 ) -> None:
-    """Analysis phase: draw NATS-Bench-style figures and write the headline metrics (with proxy
-    correlations when the search phase's proxies table exists)."""
+    """Analysis phase: draw NATS-Bench-style figures and write the headline metrics.
+
+    Proxy correlations are added when the search phase's proxies table exists."""
     from nasforge.analysis import analyse
 
     space, r = _params(params, params_json)["space"], _results(results)
@@ -350,8 +354,9 @@ def search_suite_cmd(
     gather: Annotated[bool, typer.Option("--gather", help="Gather the jobs' runs/ tables instead of running "
                       "the algorithms here.")] = False,
 ) -> None:
-    """Search phase: run every configured NAS algorithm on the aggregated benchmark; or one
-    (algorithm, dataset) job of it, or gather those jobs into the suite's tables and figure."""
+    """Search phase: run every configured NAS algorithm on the aggregated benchmark.
+
+    Or one (algorithm, dataset) job of it, or gather those jobs into the suite's tables and figure."""
     from nasforge.search.phase import run_search_algorithm, run_search_suite
 
     p = _params(params, params_json)
