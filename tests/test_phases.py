@@ -210,6 +210,10 @@ def test_shards_of_another_protocol_are_refused_and_the_release_states_the_recor
         phases.run_aggregate(results, other)
     assert "seed888/shard2" not in str(caught.value)
 
+    write_table(pl.read_parquet(shard), shard, KEYS, {"environment": meta["environment"]})  # no job recorded
+    with pytest.raises(CoverageError, match=r"seed888/shard2.parquet: records no training job"):
+        phases.run_aggregate(results)
+
 
 def test_release_carries_the_protocols_and_the_card_states_them(results):
     phases.run_aggregate(results)

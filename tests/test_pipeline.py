@@ -145,14 +145,14 @@ def test_a_corrupted_shard_blocks_the_release_and_bad_params_are_named(tmp_path)
 
     run(["nasforge", "pipeline", "phase_train"], root)
     shard = root / "results/train/tss/mnist5k/hp01/seed777/shard0.parquet"
-    original, checksum = shard.read_bytes(), Path(f"{shard}.sha256").read_bytes()
+    original, checksum, meta = shard.read_bytes(), Path(f"{shard}.sha256").read_bytes(), read_metadata(shard)
     table = pl.read_parquet(shard)
     table.with_columns(test_acc=pl.col("test_acc") + 100).write_parquet(shard)  # edited by hand: bytes change
     result = run(["nasforge", "pipeline"], root, check=False)
     assert result.returncode != 0 and not (root / RELEASE).exists()
     assert "shard0.parquet: its bytes do not match shard0.parquet.sha256" in (
         root / "results/logs/aggregate/tss.log").read_text()
-    write_table(table.with_columns(test_acc=pl.col("test_acc") + 100), shard, KEYS, read_metadata(shard))  # a trainer's wrong accuracy
+    write_table(table.with_columns(test_acc=pl.col("test_acc") + 100), shard, KEYS, meta)  # a trainer's wrong accuracy
     result = run(["nasforge", "pipeline"], root, check=False)
     assert result.returncode != 0
     assert not (root / RELEASE).exists() and not (root / "results/validate/tss/summary.json").exists()

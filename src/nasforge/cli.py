@@ -266,7 +266,11 @@ def plan_cmd(
 
     p = _params(params, params_json)
     plan = p["plan"]
-    table = make_plan(p["space"], plan["archs"], plan["shards"], plan["sample_seed"], plan["include"], plan["groups"])
+    try:
+        table = make_plan(p["space"], plan["archs"], plan["shards"], plan["sample_seed"], plan["include"],
+                          plan["groups"])
+    except InputError as err:  # the plan's settings came from this file: name it
+        raise InputError(f"{'--params-json' if params_json is not None else params}: {err}") from None
     out = out or Path(RESULTS.plan(p["space"]))
     write_table(table.select(list(PLAN_SCHEMA)), out, PLAN_KEYS)
     loads = table.group_by("shard").agg(pl.col("flops").sum()).sort("shard")["flops"].to_list()

@@ -99,14 +99,17 @@ def protocols(paths: list[Path], metadata: list[dict], expected: dict[str, dict]
     found: dict[str, dict] = {}
     problems = []
     for path, meta in zip(paths, metadata, strict=True):
-        job = meta.get("job") or {}
+        job = meta.get("job")
+        if not job:
+            problems.append(f"  {path}: records no training job (not written by `nasforge train-shard`)")
+            continue
         hp, record = job.get("hp"), {"epochs": job.get("epochs"), "protocol": job.get("protocol")}
         if hp not in expected or record != expected[hp]:
             problems.append(f"  {path}: trained hp {hp} with {record}, the configuration says "
                             f"{expected.get(hp, 'no such budget')}")
         found.setdefault(hp, record)
     if problems:
-        raise CoverageError("shards trained under another protocol than the configuration's (rerun them):\n"
+        raise CoverageError("shards whose recorded protocol is not the configuration's (rerun them):\n"
                             + "\n".join(problems[:20]))
     return dict(sorted(found.items(), key=lambda item: int(item[0])))
 
