@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from nasforge.errors import InputError, NasforgeError
-from nasforge.paths import RESULTS, Results
+from nasforge.paths import RESULTS, Results, results_at
 from nasforge.spaces import SPACE_NAMES, get_space
 
 PIPELINE = "Pipeline steps (each one Snakemake rule's command)"
@@ -230,7 +230,7 @@ def _schema() -> Path:
 def _results(path: Path) -> Results:
     if not path.is_dir():
         _fail(f"--results {path}: no such folder; pass the folder the pipeline writes (results)")
-    return Results(str(path))
+    return results_at(path)
 
 
 @app.command("check-params", rich_help_panel=TOOLS)

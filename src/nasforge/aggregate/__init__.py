@@ -32,7 +32,7 @@ from nasforge.errors import InputError
 from nasforge.files import write_checked
 from nasforge.models.cost import cost
 from nasforge.paths import PROTOCOLS, RESULTS, Results
-from nasforge.protocol import Protocol, trained_epochs
+from nasforge.protocol import Protocol
 from nasforge.schema import ARCH_KEYS, EPOCH_KEYS, METRICS, epochs_of
 from nasforge.spaces import get_space
 from nasforge.tables import read_table, read_table_and_metadata, write_table
@@ -51,7 +51,6 @@ class ShardSet:
     budgets: list[str]
     seeds: list[int]
     shards: int
-    epochs: dict[str, int]  # epochs trained per budget: the budget plus any warm-up
     protocols: dict[str, dict]  # per budget, what its shards must record: {"epochs": budget, "protocol": {...}}
     results: Results = RESULTS
 
@@ -61,7 +60,12 @@ class ShardSet:
         protocols = {hp: {"epochs": epochs_of(hp), "protocol": Protocol.nats(hp).with_overrides(t["protocol"]).as_dict()}
                      for hp in t["budgets"]}
         return cls(params["space"], list(params["datasets"]), list(t["budgets"]), list(t["seeds"]),
-                   params["plan"]["shards"], trained_epochs(params), protocols, results)
+                   params["plan"]["shards"], protocols, results)
+
+    @property
+    def epochs(self) -> dict[str, int]:
+        """Epochs trained per budget: the budget plus the protocol's warm-up."""
+        return {hp: r["epochs"] + r["protocol"]["warmup"] for hp, r in self.protocols.items()}
 
     def all_shards(self, kind: str = "") -> list[Path]:
         return [Path(self.results.shard(self.space, d, h, s, k, kind)) for d in self.datasets for h in self.budgets
@@ -75,8 +79,12 @@ def _read_all(paths: list[Path], metadata_key: str | None = None) -> tuple[pl.Da
     """Every shard (each checked against the sha256 its train job wrote) and, with
     ``metadata_key``, the distinct values of that metadata key, in a fixed order."""
     frame, metadata = _read_shards(paths)
-    values = {json.dumps(meta.get(metadata_key), sort_keys=True) for meta in metadata} if metadata_key else set()
-    return frame, [json.loads(v) for v in sorted(values)]
+    return frame, _distinct(metadata, metadata_key) if metadata_key else []
+
+
+def _distinct(metadata: list[dict], key: str) -> list:
+    """The distinct values of one metadata key over the shards, in a fixed order."""
+    return [json.loads(v) for v in sorted({json.dumps(meta.get(key), sort_keys=True) for meta in metadata})]
 
 
 def _read_shards(paths: list[Path]) -> tuple[pl.DataFrame, list[dict]]:
@@ -171,7 +179,7 @@ def aggregate(shards: ShardSet, plan_path: Path, out: Path, measured_out: Path) 
     plan = read_table(plan_path, "rerun the plan phase (snakemake phase_plan)")
     paths = shards.all_shards()
     epochs, metadata = _read_shards(paths)
-    environments = [json.loads(v) for v in sorted({json.dumps(m.get("environment"), sort_keys=True) for m in metadata})]
+    environments = _distinct(metadata, "environment")
     check_coverage(epochs, plan, shards)
     trained = protocols(paths, metadata, shards.protocols)
     meta = {"environments": environments, "space": shards.space}

@@ -129,34 +129,28 @@ def train_members(members: Members, seed: int, epochs: int, protocol: Protocol, 
     diverged = [False] * G
     for epoch in range(epochs + protocol.warmup):
         lr_first = protocol.lr_at(epoch, 0.0, epochs)
-        if all(diverged):
-            for g in range(G):
+        if not all(diverged):  # once every member has diverged, nothing is trained any more
+            sync(device)
+            start = time.perf_counter()
+            members.net.train()
+            loss_sum = torch.zeros(G, dtype=torch.float64, device=images.device)
+            correct = torch.zeros(G, dtype=torch.int64, device=images.device)
+            for x, y in train_batches(splits, protocol, generator, optimizer, epoch, epochs):
+                losses, hits = members.train_step(x, y, optimizer)
+                loss_sum += losses.double() * len(y)
+                correct += hits
+            train_loss = (loss_sum / n).tolist()
+            train_acc = (100.0 * correct.double() / n).tolist()
+            sync(device)
+            train_seconds = (time.perf_counter() - start) / G
+        for g in range(G):
+            if diverged[g]:  # charged nothing after the epoch it diverged in
                 metrics[g].append(diverged_row(epoch, lr_first, splits))
                 timings[g].append({"epoch": epoch, "train_seconds": 0.0, "eval_seconds": 0.0})
-            if on_epoch:
-                on_epoch(epoch)
-            continue
-        sync(device)
-        start = time.perf_counter()
-        members.net.train()
-        loss_sum = torch.zeros(G, dtype=torch.float64, device=images.device)
-        correct = torch.zeros(G, dtype=torch.int64, device=images.device)
-        for x, y in train_batches(splits, protocol, generator, optimizer, epoch, epochs):
-            losses, hits = members.train_step(x, y, optimizer)
-            loss_sum += losses.double() * len(y)
-            correct += hits
-        train_loss = (loss_sum / n).tolist()
-        train_acc = (100.0 * correct.double() / n).tolist()
-        sync(device)
-        train_seconds = (time.perf_counter() - start) / G
-        for g in range(G):
-            if not diverged[g] and not math.isfinite(train_loss[g]):
+            elif not math.isfinite(train_loss[g]):
                 diverged[g] = True
                 metrics[g].append(diverged_row(epoch, lr_first, splits))
                 timings[g].append({"epoch": epoch, "train_seconds": train_seconds, "eval_seconds": 0.0})
-            elif diverged[g]:
-                metrics[g].append(diverged_row(epoch, lr_first, splits))
-                timings[g].append({"epoch": epoch, "train_seconds": 0.0, "eval_seconds": 0.0})
         live = [g for g in range(G) if not diverged[g]]
         if live:
             start = time.perf_counter()
