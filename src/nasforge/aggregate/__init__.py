@@ -149,8 +149,11 @@ def check_coverage(epochs: pl.DataFrame, plan: pl.DataFrame, shards: ShardSet) -
         raise CoverageError("the shards do not cover the plan:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def arch_table(epochs: pl.DataFrame, space: str) -> pl.DataFrame:
-    """Final-epoch metrics per (dataset, hp, arch): per-seed lists, mean, std; plus cost and canonical form."""
+def arch_table(epochs: pl.DataFrame, space: str, costs: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Final-epoch metrics per (dataset, hp, arch): per-seed lists, mean, std; plus cost and canonical form.
+
+    Params and FLOPs come from nasforge's cost model, or from ``costs`` (dataset, hp, arch_index,
+    params, flops) when the benchmark recorded its own, as an imported NATS-Bench does."""
     final = epochs.filter(pl.col("epoch") == pl.col("epoch").max().over([*ARCH_KEYS, "seed"])).sort([*ARCH_KEYS, "seed"])
     stats = []
     for m in METRICS:
@@ -160,15 +163,22 @@ def arch_table(epochs: pl.DataFrame, space: str) -> pl.DataFrame:
         pl.col("diverged").any(), *stats,
     )
     sp = get_space(space)
-    rows = []  # canonical_index: the lowest isomorphic index (TSS), the arch itself where none exist (SSS)
-    for dataset, arch_index, arch in table.select("dataset", "arch_index", "arch").iter_rows():
-        spec = get_dataset(dataset)
-        c = cost(space, arch, spec.num_classes, spec.size, spec.channels)
-        canonical = sp.canonical_index(arch_index)
-        rows.append({"params": c["params"], "flops": c["flops"], "canonical_index": canonical,
-                     "canonical": sp.arch(canonical)})
-    extra = pl.DataFrame(rows, schema={"params": pl.Float64, "flops": pl.Float64, "canonical_index": pl.Int64,
-                                       "canonical": pl.String})
+    # canonical_index: the lowest isomorphic index (TSS), the arch itself where none exist (SSS)
+    canonical = [sp.canonical_index(i) for i in table["arch_index"].to_list()]
+    extra = pl.DataFrame({"canonical_index": canonical, "canonical": [sp.arch(c) for c in canonical]},
+                         schema={"canonical_index": pl.Int64, "canonical": pl.String})
+    if costs is None:
+        rows = []
+        for dataset, arch in table.select("dataset", "arch").iter_rows():
+            spec = get_dataset(dataset)
+            c = cost(space, arch, spec.num_classes, spec.size, spec.channels)
+            rows.append((c["params"], c["flops"]))
+        extra = extra.with_columns(pl.Series("params", [r[0] for r in rows], pl.Float64),
+                                   pl.Series("flops", [r[1] for r in rows], pl.Float64))
+    else:
+        given = table.select(ARCH_KEYS).join(costs.select(*ARCH_KEYS, "params", "flops"), on=ARCH_KEYS, how="left",
+                                             maintain_order="left")
+        extra = extra.with_columns(given["params"], given["flops"])
     ordered = ["space", "dataset", "hp", "arch_index", "arch", "canonical_index", "canonical", "params", "flops",
                "n_seeds", "seeds", "diverged"]
     return pl.concat([table, extra], how="horizontal").select(ordered + [c for c in table.columns if c not in ordered])

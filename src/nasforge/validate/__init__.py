@@ -235,18 +235,16 @@ def _suites(epochs: pl.DataFrame, archs: pl.DataFrame, e: Expected) -> dict[str,
     }
 
 
-def validate(epochs_path: Path, archs_path: Path, expected: Expected, out: Path) -> dict:
-    """Run every suite; write the report and Data Docs; raise ValidationFailed if anything failed."""
+def run_suites(suites: dict[str, tuple[pl.DataFrame, list]], out: Path, space: str) -> dict:
+    """Run each (frame, expectations) suite in one great-expectations context; write the Data Docs
+    (byte-stable) to ``out/docs`` and return the report: per suite, every expectation's result."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    epochs, archs = read_table(epochs_path, AGGREGATE_HINT), read_table(archs_path, AGGREGATE_HINT)
-    suites = _suites(epochs, archs, expected)
-    report = {"space": expected.space, "great_expectations": gx.__version__, "suites": {}}
+    report = {"space": space, "great_expectations": gx.__version__, "suites": {}}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         context = gx.get_context(mode="file", project_root_dir=tmp)
         # No progress bars: they fill the log with timings, the one thing a rerun must not change.
@@ -268,6 +266,17 @@ def validate(epochs_path: Path, archs_path: Path, expected: Expected, out: Path)
         shutil.rmtree(docs, ignore_errors=True)
         shutil.copytree(Path(tmp) / "gx/uncommitted/data_docs/local_site", docs)
     _stabilise_docs(docs)
+    return report
+
+
+def validate(epochs_path: Path, archs_path: Path, expected: Expected, out: Path) -> dict:
+    """Run every suite; write the report and Data Docs; raise ValidationFailed if anything failed."""
+    epochs, archs = read_table(epochs_path, AGGREGATE_HINT), read_table(archs_path, AGGREGATE_HINT)
+    suites = _suites(epochs, archs, expected)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)
+    report = run_suites(suites, out, expected.space)
+    docs = out / "docs"
     failed = [f"{s}: {x['expectation']} {x['kwargs']} observed {x['observed']}"
               for s, suite in report["suites"].items() for x in suite["expectations"] if not x["success"]]
     report["success"] = not failed
@@ -330,4 +339,4 @@ def expected_from_params(params: dict, plan_path: Path) -> Expected:
     )
 
 
-__all__ = ["Expected", "ValidationFailed", "expected_from_params", "validate"]
+__all__ = ["Expected", "ValidationFailed", "expected_from_params", "run_suites", "validate"]
