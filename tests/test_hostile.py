@@ -495,7 +495,7 @@ def test_a_full_disk_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
 
 def test_nan_never_wins_find_best(release):
     api = create(str(release), "tss")
-    _, acc = api.find_best("mnist5k", "x-test", hp="12")
+    _, acc = api.find_best("mnist5k", "test", hp="12")
     assert math.isfinite(acc) and 0 <= acc <= 100
     with pytest.raises(QueryError):
-        api.find_best("mnist5k", "x-test", hp="07")
+        api.find_best("mnist5k", "test", hp="07")

@@ -35,6 +35,19 @@ def test_every_dvc_stage_depends_on_the_code_it_runs():
             assert (ROOT / dep).exists(), f"dvc.yaml stage {name} depends on {dep}, which does not exist"
 
 
+def test_the_import_stage_depends_on_the_code_it_runs():
+    """imports/dvc.yaml (an import as a DVC stage) lists the source and exactly the computed code deps."""
+    import yaml
+
+    from helpers.stage_deps import command_deps
+
+    stage = yaml.safe_load((ROOT / "imports/dvc.yaml").read_text())["stages"]["import"]
+    assert stage["deps"][0] == "${import.source}" and stage["params"] == ["import"]
+    assert sorted(stage["deps"][1:]) == command_deps("import", "../"), "run `python tests/helpers/stage_deps.py`"
+    params = yaml.safe_load((ROOT / "imports/params.yaml").read_text())["import"]
+    assert set(params) == {"source", "space", "name", "version"}
+
+
 def test_the_dependency_computation_sees_a_new_import(tmp_path, monkeypatch):
     """The check above can fail: a module the aggregate command starts importing joins its deps."""
     from helpers import stage_deps

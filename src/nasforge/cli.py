@@ -542,6 +542,24 @@ def release_verify_cmd(folder: Annotated[Path, typer.Argument(help="A release fo
     typer.echo(f"{folder}: every file matches its manifest")
 
 
+@app.command("import", rich_help_panel=PIPELINE)
+def import_cmd(
+    source: Annotated[Path, typer.Argument(help="A NATS-Bench simple folder (NATS-tss-v1_0-3ffb9-simple/), a NATS-Bench "
+                                                "*.pickle.pbz2 file or a NAS-Bench-201 *.pth file.")],
+    out: Annotated[Path, typer.Option("--out", help="The release folder to write (replaced only once the import succeeds).")],
+    space: Annotated[str, typer.Option("--space", callback=_space_name, help="tss or sss (NAS-Bench-201 is tss).")] = "tss",
+    version: Annotated[str, typer.Option("--version", help="The release's version.")] = "1.0.0",
+) -> None:
+    """Import phase: convert a published NATS-Bench / NAS-Bench-201 benchmark into an audited release."""
+    from nasforge.imports import import_release
+
+    summary = import_release(source, space, out, version)
+    found = {k: v for k, v in summary["findings"].items() if v}
+    typer.echo(f"release ready: {summary['release']} ({summary['archs']} archs, {summary['rows']} results"
+               + (f", {summary['weights_skipped']} weight tensors skipped" if summary["weights_skipped"] else "") + ")")
+    typer.echo("audit findings (archs): " + (", ".join(f"{k} {v}" for k, v in found.items()) or "none"))
+
+
 def main() -> None:
     app()
 

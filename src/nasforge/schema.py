@@ -81,3 +81,18 @@ TRAJECTORY_SCHEMA = {
     "score": pl.Float64,  # a training-free search's proxy score (null for multi-trial algorithms)
 }
 TRAJECTORY_KEYS = ["algo", "dataset", "hp", "run", "step"]
+
+# --- import phase: what a published NATS-Bench holds beyond a build's tables ----
+#: NATS-Bench's recorded seconds of every epoch of every run, per split evaluated (null where it recorded none).
+RUN_TIMES_SCHEMA = {
+    "dataset": pl.String, "hp": pl.String, "arch_index": pl.Int64, "seed": pl.Int64, "epoch": pl.Int64,
+    "train_seconds": pl.Float64, "valid_seconds": pl.Float64, "test_seconds": pl.Float64,
+    "valtest_seconds": pl.Float64,
+}
+#: Per run: epochs trained, params and FLOPs (millions) as the run recorded them, and its latency
+#: measurements (seconds; null where NATS-Bench stored none).
+RUN_COSTS_SCHEMA = {
+    "dataset": pl.String, "hp": pl.String, "arch_index": pl.Int64, "seed": pl.Int64, "epochs": pl.Int64,
+    "params": pl.Float64, "flops": pl.Float64, "latency": pl.List(pl.Float64),
+}
+RUN_KEYS = [*ARCH_KEYS, "seed"]

@@ -107,6 +107,15 @@ def stage_deps(stage: str) -> list[str]:
     return sorted(_collapse(files) | set(WORKFLOW))
 
 
+def command_deps(command: str, prefix: str = "") -> list[str]:
+    """Code deps of a stage that runs one ``nasforge`` command itself (no Snakemake): the command's
+    modules and package data, and the pins; ``prefix`` is the path from the stage's folder to the root."""
+    modules = closure(command_modules(command))
+    files = {module_file(m).relative_to(ROOT).as_posix() for m in modules}
+    files |= {folder for module, folder in PACKAGE_DATA.items() if module in modules}
+    return sorted(f"{prefix}{f}" for f in _collapse(files) | {"pyproject.toml"})
+
+
 def _collapse(files: set[str]) -> set[str]:
     """A package folder in place of its files when the stage runs every module in it."""
     out = set(files)
@@ -125,6 +134,9 @@ def main() -> None:
         print(f"  {stage}:")
         for dep in stage_deps(stage):
             print(f"      - {dep}")
+    print("  import (imports/dvc.yaml):")
+    for dep in command_deps("import", "../"):
+        print(f"      - {dep}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Query a nasforge release from Python: a native API and a NATS-Bench-compatible facade."""
 
 from nasforge.api.benchmark import Benchmark, QueryError
-from nasforge.api.facade import NATSFacade, create
+from nasforge.api.facade import NATSFacade, NATSsize, NATStopology, create
 
-__all__ = ["Benchmark", "NATSFacade", "QueryError", "create"]
+__all__ = ["Benchmark", "NATSFacade", "NATSsize", "NATStopology", "QueryError", "create"]

@@ -21,12 +21,21 @@ import polars as pl
 from nasforge.api.checks import check_archs, check_times
 from nasforge.errors import InputError, MissingInputError
 from nasforge.files import read_checked
-from nasforge.release.manifest import MANIFEST, MEASURED, ReleaseError, read_bytes, read_manifest, unsafe_entries
-from nasforge.schema import METRICS
+from nasforge.release.manifest import (
+    MANIFEST,
+    MEASURED,
+    ReleaseError,
+    file_sha256,
+    read_bytes,
+    read_manifest,
+    unsafe_entries,
+)
+from nasforge.schema import METRICS, RUN_COSTS_SCHEMA, RUN_KEYS, RUN_TIMES_SCHEMA
 from nasforge.spaces import get_space
 from nasforge.tables import decode
 
 Reader = Callable[[Path], bytes]
+IMPORT_KEY = "source"  # a release's manifest names its source when it was imported, not built
 
 
 class _Columns(dict):
@@ -76,18 +85,34 @@ class QueryError(InputError):
 
 
 def _release_reader(root: Path, manifests: dict[str, dict]) -> Reader:
-    """Reads a file of the release only through a safe descriptor and only if it matches its manifest entry."""
-    def read(path: Path) -> bytes:
+    """Reads a file of the release only through a safe descriptor and only if it matches its manifest
+    entry. ``read.check(path)`` checks a file without keeping its bytes (hashed in 1 MiB pieces): the
+    per-epoch tables of a full benchmark are a gigabyte, and are then scanned, never held."""
+    def entry(path: Path) -> dict:
         rel = path.relative_to(root).as_posix()
         measured = rel.startswith(f"{MEASURED}/")
         listing = manifests[MEASURED if measured else ""]["files"]
         key = rel[len(MEASURED) + 1:] if measured else rel
         if key not in listing:
             raise ReleaseError(f"{path}: not listed in the release's manifest; {_REBUILD}")
+        return listing[key]
+
+    def refuse(path: Path) -> None:
+        raise ReleaseError(f"{path}: sha256 differs from the manifest (changed since release); {_REBUILD}")
+
+    def read(path: Path) -> bytes:
+        expected = entry(path)
         data = read_bytes(path)
-        if len(data) != listing[key]["bytes"] or hashlib.sha256(data).hexdigest() != listing[key]["sha256"]:
-            raise ReleaseError(f"{path}: sha256 differs from the manifest (changed since release); {_REBUILD}")
+        if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
+            refuse(path)
         return data
+
+    def check(path: Path) -> None:
+        expected = entry(path)
+        if file_sha256(path) != (expected["sha256"], expected["bytes"]):
+            refuse(path)
+
+    read.check = check
     return read
 
 
@@ -131,8 +156,9 @@ class Benchmark:
             raise ReleaseError(f"{unsafe[0]}" + (f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""))
         measured = read_manifest(root / MEASURED / MANIFEST, top=False)
         read = _release_reader(root, {"": manifest, MEASURED: measured})
-        return cls.from_tables(root, manifest["space"], root / "tables", root / MEASURED / "arch_times.parquet",
-                               manifest, read)
+        # An import's times are NATS-Bench's recorded ones, part of its deterministic tables.
+        times = root / "tables" / "arch_times.parquet" if IMPORT_KEY in manifest else root / MEASURED / "arch_times.parquet"
+        return cls.from_tables(root, manifest["space"], root / "tables", times, manifest, read)
 
     @classmethod
     def from_tables(cls, root: Path | str, space: str, tables: Path | str, times: Path | str,
@@ -147,7 +173,8 @@ class Benchmark:
         if missing:
             raise QueryError(f"{path}: no columns {missing}; it was built by nasforge "
                              f"before 0.2.0 (no valtest, another lr schedule): rebuild it with `nasforge pipeline`")
-        check_archs(archs, path, len(get_space(space)))
+        # An import keeps its source's values as they are (its audit reports any out of range).
+        check_archs(archs, path, len(get_space(space)), ranges=IMPORT_KEY not in (manifest or {}))
         columns = _Columns(archs)
         rows = {key: i for i, key in enumerate(zip(columns["dataset"], columns["hp"], columns["arch_index"], strict=True))}
         return cls(Path(root), manifest or {"space": space}, archs, rows, columns, frozenset(columns["arch_index"]),
@@ -167,13 +194,66 @@ class Benchmark:
     @cached_property
     def _epochs_checked(self) -> Path:
         """The per-epoch table's path, once its bytes have matched their record (hashed once, then scanned)."""
-        self._read(self._epochs_path)
-        return self._epochs_path
+        return self._checked(self._epochs_path)
 
     # --- what the release holds -------------------------------------------------
     @property
     def space(self) -> str:
         return self.manifest["space"]
+
+    @property
+    def imported(self) -> bool:
+        """Whether the release was imported from a published benchmark (``nasforge import``), not built."""
+        return IMPORT_KEY in self.manifest
+
+    def _checked(self, path: Path) -> Path:
+        """``path`` once its bytes have matched their record (hashed once per file, then scanned)."""
+        done = self.__dict__.setdefault("_checked_paths", set())
+        if path not in done:
+            check = getattr(self._read, "check", None)
+            if check is not None:
+                check(path)
+            else:  # the pipeline's checksum reader (small tables before a release exists)
+                self._read(path)
+            done.add(path)
+        return path
+
+    def runs(self, arch: str | int, hp: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """Every run of one arch under budget ``hp`` on every dataset: its per-epoch rows, its per-epoch
+        seconds (``RUN_TIMES_SCHEMA``) and its costs (``RUN_COSTS_SCHEMA``). An import holds NATS-Bench's
+        recorded seconds per eval set; a build measured one evaluation pass per epoch, which stands for
+        every split it evaluated."""
+        index = self.index_of(arch)
+        hp = f"{int(hp):02d}" if str(hp).isdigit() else str(hp)
+        if hp not in self.budgets:
+            raise QueryError(f"budget hp={hp!r} is not in this release; it holds {self.budgets}")
+        this = (pl.col("hp") == hp) & (pl.col("arch_index") == index)
+        epochs = pl.scan_parquet(self._epochs_checked).filter(this).collect()
+        tables = self._epochs_path.parent
+        if self.imported:
+            times = pl.scan_parquet(self._checked(tables / "run_times.parquet")).filter(this).collect()
+            costs = pl.scan_parquet(self._checked(tables / "run_costs.parquet")).filter(this).collect()
+            return epochs, times, costs
+        measured = self._times_path.parent
+        times = pl.DataFrame(schema=RUN_TIMES_SCHEMA)
+        if (measured / "times.parquet").is_file():
+            raw = pl.scan_parquet(self._checked(measured / "times.parquet")).filter(this).collect()
+            has = epochs.select(*RUN_KEYS, "epoch", *[pl.col(f"{s}_acc").is_not_null().alias(s) for s in ("valid", "test", "valtest")])
+            times = raw.join(has, on=[*RUN_KEYS, "epoch"], how="left").select(
+                *RUN_KEYS, "epoch", "train_seconds",
+                *[pl.when(pl.col(s)).then(pl.col("eval_seconds")).alias(f"{s}_seconds") for s in ("valid", "test", "valtest")])
+        latency = pl.DataFrame(schema={"dataset": pl.String, "arch_index": pl.Int64, "seed": pl.Int64, "latency": pl.List(pl.Float64)})
+        if (measured / "latency.parquet").is_file():
+            latency = (pl.scan_parquet(self._checked(measured / "latency.parquet")).filter(pl.col("arch_index") == index)
+                       .select("dataset", "arch_index", "seed", pl.when(pl.col("latency_bs256_ms").is_not_null())
+                               .then(pl.concat_list(pl.col("latency_bs256_ms") / 1000)).alias("latency")).collect())
+        rows = [self._rows[(d, hp, index)] for d in self.datasets if (d, hp, index) in self._rows]
+        costs = (epochs.group_by(RUN_KEYS).agg((pl.col("epoch").max() + 1).alias("epochs"))
+                 .join(pl.DataFrame({"dataset": [self._columns["dataset"][r] for r in rows],
+                                     "params": [self._columns["params"][r] for r in rows],
+                                     "flops": [self._columns["flops"][r] for r in rows]}), on="dataset")
+                 .join(latency, on=["dataset", "arch_index", "seed"], how="left").select(list(RUN_COSTS_SCHEMA)))
+        return epochs, times, costs
 
     def index_of(self, arch: str | int) -> int:
         """The NATS-Bench index of an index or arch string held by this release."""

@@ -42,20 +42,23 @@ def _non_finite(column: str) -> pl.Expr:
     return pl.col(column).is_not_null() & ~pl.col(column).is_finite()
 
 
-def check_archs(frame: pl.DataFrame, path: Path, space_size: int) -> None:
-    """The per-arch table: schema, keys and value ranges."""
+def check_archs(frame: pl.DataFrame, path: Path, space_size: int, ranges: bool = True) -> None:
+    """The per-arch table: schema, keys and (with ``ranges``) value ranges. An imported benchmark keeps
+    its source's values whatever they are; its audit reports those out of range instead."""
     check_schema(frame, ARCH_SCHEMA, path)
     _refuse(frame, pl.struct("dataset", "hp", "arch_index").is_duplicated(), "repeat a (dataset, hp, arch_index)", path)
     _refuse(frame, ~pl.col("hp").str.contains(r"^[0-9]+$") | pl.col("hp").is_null(), "have a budget hp that is not digits", path)
     _refuse(frame, ~pl.col("arch_index").is_between(0, space_size - 1) | ~pl.col("canonical_index").is_between(0, space_size - 1),
             f"have an arch index outside 0..{space_size - 1}", path)
-    for column in ("params", "flops"):
+    for column in ("params", "flops") if ranges else ():
         _refuse(frame, ~(pl.col(column).is_finite() & (pl.col(column) > 0)), f"have {column} that is not finite and positive", path)
     _refuse(frame, (pl.col("n_seeds") < 1) | (pl.col("seeds").list.len() != pl.col("n_seeds"))
             | (pl.col("seeds").list.n_unique() != pl.col("n_seeds")), "have a seed list that disagrees with n_seeds", path)
     for m in METRICS:
         seeds = f"{m}_seeds"
         _refuse(frame, pl.col(seeds).list.len() != pl.col("n_seeds"), f"have {seeds} of another length than seeds", path)
+        if not ranges:
+            continue
         low, high = (0.0, 100.0) if m.endswith("_acc") else (0.0, float("inf"))
         values = frame.select("diverged", "dataset", "hp", "arch_index", pl.col(seeds).alias("v")).explode("v").vstack(
             frame.select("diverged", "dataset", "hp", "arch_index", pl.col(f"{m}_mean").alias("v")))

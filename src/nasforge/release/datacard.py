@@ -138,3 +138,66 @@ def _environment(env: dict | None) -> str:
     numerics = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in sorted(env.items()) if k.startswith("numerics."))
     return (f"{device}; torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}; "
             f"{threads}; Python {env.get('python')}; nasforge {env.get('nasforge')}; numerics: {numerics or 'unpinned'}")
+
+
+def import_datacard(name: str, space: str, provenance: dict, archs: pl.DataFrame, metrics: dict, audit: dict,
+                    protocols: dict[str, dict]) -> str:
+    """The account of an imported benchmark: where it came from, what it holds, what the audit found."""
+    files = provenance["files"]
+    lines = [
+        f"# {name}",
+        "",
+        f"NATS-Bench's {space.upper()} results imported by nasforge from the published "
+        f"{'NAS-Bench-201' if provenance['layout'] == 'nb201' else 'NATS-Bench'} file(s) "
+        f"`{provenance['path']}` ({provenance['layout']}): {archs['arch_index'].n_unique()} architectures, "
+        f"{archs.height} (dataset, budget, arch) results. Nothing was retrained: every number is the source's.",
+        "",
+        "## Source",
+        "",
+        f"- {len(files)} file(s) read, {sum(f['bytes'] for f in files):,} bytes; each file's name, size and sha256 "
+        "are in `tables/source.json`"
+        + (f" (first: `{files[0]['name']}` {files[0]['sha256']})." if files else "."),
+        f"- Trained weights skipped: {provenance['weights_skipped']} tensor(s) (a release holds metrics only).",
+        "- Eval sets recorded per dataset: " + "; ".join(f"{d}: {', '.join(n)}" for d, n in provenance["eval_sets"].items()),
+        "- Protocol (NATS-Bench's hyper-opts, `tables/protocols.json`):",
+        *_protocol_lines(protocols),
+        "",
+        "## Results",
+        "",
+        "| dataset / budget | archs | test acc min / median / max | best arch (test acc) |",
+        "|---|---|---|---|",
+    ]
+    for setting, m in sorted(metrics.items()):
+        best = m["best"]
+        best_text = "none" if best is None else f"{best['arch_index']} `{_cell(best['arch'])}` ({best['test_acc_mean']:.2f})"
+        acc = m["test_acc"]
+        lines.append(f"| {setting} | {m['archs']} | {acc['min']:.2f} / {acc['median']:.2f} / {acc['max']:.2f} | {best_text} |")
+    lines += [
+        "",
+        "## Audit",
+        "",
+        "Findings of nasforge's audit (`validation/audit.json`; every affected arch in "
+        "`validation/findings.parquet`; Data Docs in `validation/docs/index.html`). For an import the findings "
+        "are reported, not a gate.",
+        "",
+        "| finding | archs | rows | what it means |",
+        "|---|---|---|---|",
+    ]
+    for finding, entry in audit["findings"].items():
+        lines.append(f"| {finding} | {entry['archs']} | {entry['rows']} | {entry['description']} |")
+    lines += [
+        "",
+        "## Caveats",
+        "",
+        "- Times and latency are NATS-Bench's recorded values (`tables/run_times.parquet`, `tables/run_costs.parquet`); "
+        "NATS-Bench scaled its per-epoch times from one reference run and copied latency from NAS-Bench-201, "
+        "which the audit's `times_*` and `latency_*` findings show.",
+        "- Archs and seeds the source lacks are absent, never filled in (`missing_*` findings).",
+        "- `lr` is the rate NATS-Bench's hyper-opts give each epoch (the source does not record it).",
+        "",
+        "## Files",
+        "",
+        "`manifest.json` lists every file with its sha256; `nasforge release verify <this folder>` rechecks them.",
+        "",
+    ]
+    return "\n".join(lines)

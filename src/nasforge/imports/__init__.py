@@ -1,0 +1,112 @@
+"""The import phase: a published NATS-Bench or NAS-Bench-201 file as a nasforge release.
+
+``import_release`` reads the source one arch at a time through an unpickler
+that runs nothing (``unpickle.py``), converts its runs into the tables a build
+writes plus what NATS-Bench recorded beyond them (``convert.py``), audits them
+(``audit.py``), draws the analysis figures and writes the release: the same
+layout and manifest as a built one, with ``tables/run_times.parquet``,
+``tables/run_costs.parquet``, ``tables/arch_times.parquet`` (NATS-Bench's
+recorded seconds, deterministic, so outside ``measured/``) and
+``tables/source.json`` (every source file's name, size and sha256). Nothing
+is written at the release's path unless the whole import succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+
+import nasforge
+from nasforge.errors import InputError
+from nasforge.files import CHECKSUM_SUFFIX, replace_dir, write_checked
+from nasforge.imports.audit import AuditSettings, audit
+from nasforge.imports.convert import Converter
+from nasforge.imports.sources import open_source
+from nasforge.imports.unpickle import SkippedWeights
+from nasforge.paths import PROTOCOLS
+from nasforge.protocol import Protocol
+from nasforge.release.manifest import MANIFEST, MEASURED
+from nasforge.schema import NATS_BUDGETS, epochs_of
+from nasforge.spaces import get_space
+
+SOURCE_FILE = "source.json"
+
+
+def _check_meta(meta_archs: list[str], space: str, path: Path) -> None:
+    expected = list(get_space(space))
+    if meta_archs == expected:
+        return
+    if len(meta_archs) != len(expected):
+        raise InputError(f"{path}: holds {len(meta_archs)} archs, the {space} space has {len(expected)}; is it a "
+                         f"{'tss' if space == 'sss' else 'sss'} file? Pass the matching --space")
+    first = next(i for i, (a, b) in enumerate(zip(meta_archs, expected, strict=True)) if a != b)
+    raise InputError(f"{path}: arch {first} is {meta_archs[first]!r} where NATS-Bench's {space} order has "
+                     f"{expected[first]!r}; nasforge imports NATS-Bench's index order only")
+
+
+def import_release(source_path: Path | str, space: str, out: Path | str, version: str = "1.0.0",
+                   settings: AuditSettings | None = None, chunk: int = 256) -> dict:
+    """Convert, audit and publish ``source_path`` as the release folder ``out``; return its summary."""
+    from nasforge.analysis import figures, headline
+    from nasforge.release import code_version
+    from nasforge.release.datacard import import_datacard
+
+    out = Path(out)
+    source = open_source(source_path)  # a refused pickle stops here, before anything is written
+    _check_meta(source.meta_archs, space, source.path)
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    SkippedWeights.count = 0
+    try:
+        tables = staging / "tables"
+        converter = Converter(space, staging / ".parts", chunk)
+        for index, by_hp in source.archs():
+            for hp, state in by_hp.items():
+                arch = state.get("arch_str")
+                if arch is not None and arch != source.meta_archs[index]:
+                    raise InputError(f"{source.path}: arch {index} [{hp}] says {arch!r} but meta_archs has "
+                                     f"{source.meta_archs[index]!r}")
+            converter.add(index, source.meta_archs[index], by_hp, f"{source.path} arch {index}")
+        meta = {"space": space, "source": source.layout}
+        converter.finish(tables, meta)
+        budgets = sorted(pl.read_parquet(tables / "archs.parquet", columns=["hp"])["hp"].unique().to_list(), key=int)
+        protocols = {hp: {"epochs": epochs_of(hp), "protocol": Protocol.nats(hp).as_dict()}
+                     for hp in budgets if hp in NATS_BUDGETS}
+        write_checked(tables / PROTOCOLS, (json.dumps(protocols, indent=2, sort_keys=True) + "\n").encode())
+        provenance = {"layout": source.layout, "path": source.path.name, "files": source.files,
+                      "weights_skipped": SkippedWeights.count,
+                      "eval_sets": {d: sorted(n) for d, n in sorted(converter.eval_names.items())}}
+        (tables / SOURCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+        archs = pl.read_parquet(tables / "archs.parquet")
+        figures(archs, staging / "figures")
+        metrics = headline(archs)
+        (staging / "figures" / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        found = audit(tables, space, staging / "validation", settings)
+        (staging / MEASURED).mkdir()
+        (staging / MEASURED / MANIFEST).write_text(json.dumps(
+            {"note": "an import measures nothing: NATS-Bench's recorded times are in tables/", "hosts": [], "files": {}},
+            indent=2, sort_keys=True) + "\n")
+        for record in staging.rglob(f"*{CHECKSUM_SUFFIX}"):
+            record.unlink()
+        name = out.name
+        (staging / "DATACARD.md").write_text(import_datacard(name, space, provenance, archs, metrics, found, protocols))
+        from nasforge.release import _describe
+
+        manifest = {"name": name, "version": version, "space": space, "nasforge": nasforge.__version__,
+                    "code_version": code_version(), "source": provenance, "audit": {
+                        k: v["archs"] for k, v in found["findings"].items()},
+                    "measured": f"{MEASURED}/{MANIFEST}",
+                    "files": _describe(staging, {MANIFEST, f"{MEASURED}/{MANIFEST}"})}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        replace_dir(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"release": str(out), "archs": archs["arch_index"].n_unique(), "rows": archs.height,
+            "weights_skipped": provenance["weights_skipped"],
+            "findings": {k: v["archs"] for k, v in found["findings"].items()}}
+
+
+__all__ = ["AuditSettings", "import_release"]

@@ -1,0 +1,310 @@
+"""Importing NATS-Bench's and NAS-Bench-201's published layouts, with nats_bench 1.8 as the oracle."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from helpers import nats_sources as ns
+from nasforge.api import Benchmark, QueryError, create
+from nasforge.cli import app
+from nasforge.imports import import_release
+from nasforge.imports.unpickle import RefusedPickle
+from nasforge.release import verify
+
+nats_bench = pytest.importorskip("nats_bench")
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory) -> tuple[Path, Path]:
+    """(the simple folder, its import)."""
+    root = tmp_path_factory.mktemp("nats")
+    source = ns.simple_folder(root / "src")
+    return source, Path(import_release(source, "tss", root / "nats-tss-v1.0.0")["release"])
+
+
+def same(a, b, where: str = "") -> None:
+    """Equal values (NaN equal to NaN), dict keys included; exact floats, no tolerance."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), (where, sorted(a), sorted(b))
+        for key in a:
+            same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), (where, a, b)
+
+
+def both(imported):
+    """nats_bench on the source (every arch loaded: in fast mode it counts only those loaded so far,
+    where a release knows what it holds from the start) and nasforge on its import."""
+    source, release = imported
+    theirs = nats_bench.create(str(source), "tss", fast_mode=True, verbose=False)
+    for index in ns.ARCHS:
+        theirs._prepare_info(index)
+    return theirs, create(release, "tss", fast_mode=True, verbose=False)
+
+
+def test_get_more_info_and_costs_answer_as_nats_bench(imported):
+    theirs, ours = both(imported)
+    for index in ns.ARCHS:
+        for hp, seeds in (("12", [111]), ("200", [777, 888])):
+            for dataset in ns.SETS:
+                for is_random in (False, True, *seeds):
+                    for iepoch in (None, 0, 7):
+                        random.seed(index)
+                        expected = theirs.get_more_info(index, dataset, iepoch=iepoch, hp=hp, is_random=is_random)
+                        random.seed(index)
+                        got = ours.get_more_info(index, dataset, iepoch=iepoch, hp=hp, is_random=is_random)
+                        same(expected, got, f"get_more_info({index}, {dataset}, {iepoch}, {hp}, {is_random})")
+                same(theirs.get_cost_info(index, dataset, hp), ours.get_cost_info(index, dataset, hp), f"cost {index}")
+                assert theirs.get_latency(index, dataset, hp) == ours.get_latency(index, dataset, hp)
+            for dataset in ("cifar10", "cifar100", "ImageNet16-120"):
+                for iepoch in (None, 3):
+                    random.seed(7)
+                    expected = theirs.simulate_train_eval(index, dataset, iepoch=iepoch, hp=hp)
+                    random.seed(7)
+                    same(expected, ours.simulate_train_eval(index, dataset, iepoch=iepoch, hp=hp), f"simulate {index}")
+            assert theirs.query_info_str_by_arch(index, hp) == ours.query_info_str_by_arch(index, hp)
+            assert theirs.query_by_arch(theirs[index], hp) == ours.query_by_arch(ours[index], hp)
+    assert theirs.used_time == ours.used_time > 0
+    ours.reset_time()
+    assert ours.used_time == 0
+    # The legacy rule: arch 0's FLOPs differ across seeds in the 5th decimal, so seed 888's count.
+    assert ours.get_cost_info(ns.LEGACY_FLOPS, "cifar10", "200")["flops"] == 80.00002
+
+
+def test_result_objects_answer_as_nats_bench(imported):
+    theirs, ours = both(imported)
+    for index in (ns.NO_999, ns.LEGACY_FLOPS):
+        for hp in ("12", "200"):
+            a, b = theirs.query_meta_info_by_index(index, hp), ours.query_meta_info_by_index(index, hp)
+            assert a.get_dataset_names() == b.get_dataset_names() and a.arch_idx_str() == b.arch_idx_str()
+            assert repr(a).split(", clear")[0] == repr(b).split(", clear")[0]
+            for dataset in ns.SETS:
+                assert a.get_dataset_seeds(dataset) == b.get_dataset_seeds(dataset)
+                same(a.get_compute_costs(dataset), b.get_compute_costs(dataset))
+                assert a.get_latency(dataset) == b.get_latency(dataset)
+                assert a.get_total_epoch(dataset) == b.get_total_epoch(dataset)
+                for setname in ("train", *ns.SETS[dataset]):
+                    same(a.get_metrics(dataset, setname), b.get_metrics(dataset, setname))
+                    same(a.get_metrics(dataset, setname, iepoch=1, is_random=a.get_dataset_seeds(dataset)[0]),
+                         b.get_metrics(dataset, setname, iepoch=1, is_random=b.get_dataset_seeds(dataset)[0]))
+                trials_a, trials_b = (api.query_by_index(index, dataset, hp) for api in (theirs, ours))
+                assert list(trials_a) == list(trials_b)
+                for seed, run in trials_a.items():
+                    mine = trials_b[seed]
+                    same(run.get_times(), mine.get_times())
+                    same(run.get_train(), mine.get_train())
+                    assert run.get_eval_set() == mine.get_eval_set() and run.get_latency() == mine.get_latency()
+                    assert run.get_config(None) == mine.get_config(None)
+                    for name in run.get_eval_set():
+                        same(run.get_eval(name, 2), mine.get_eval(name, 2))
+                same(theirs.get_net_param(index, dataset, None, hp), ours.get_net_param(index, dataset, None, hp))
+            assert a.get_total_epoch() == b.get_total_epoch()
+        assert theirs.get_net_config(index, "cifar100") == ours.get_net_config(index, "cifar100")
+    with pytest.raises(ValueError, match="can not find random seed"):
+        ours.query_meta_info_by_index(ns.NO_999, "200").get_metrics("cifar10", "train", is_random=999)
+
+
+def test_space_methods_and_attributes_match_nats_bench(imported, capsys):
+    theirs, ours = both(imported)
+    assert len(ours) == len(theirs) == 15625 and ours.meta_archs == theirs.meta_archs
+    assert ours.archstr2index == theirs.archstr2index
+    assert ours[42] == theirs[42] and ours.arch(42) == theirs.arch(42)
+    for api in (theirs, ours):
+        with pytest.raises(ValueError):
+            api.arch(15625)
+        with pytest.raises(ValueError):
+            api.query_index_by_arch(15625)  # an index out of range raises, as nats_bench's
+    assert ours.query_index_by_arch("|bad|") == theirs.query_index_by_arch("|bad|") == -1
+    structure = type("Cell", (), {"tostr": lambda self: ours[25]})()
+    assert ours.query_index_by_arch(structure) == theirs.query_index_by_arch(structure) == 25
+    random.seed(3)
+    expected = [theirs.random() for _ in range(5)]
+    random.seed(3)
+    assert [ours.random() for _ in range(5)] == expected
+    for name in ("search_space_name", "full_train_epochs", "full_epochs_in_paper", "is_topology", "is_size",
+                 "fast_mode"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert sorted(ours.avaliable_hps) == sorted(["12", "200"]) and ours.evaluated_indexes == set(ns.ARCHS)
+    assert Path(ours.archive_dir) == imported[1]
+    for arch in (ours[3], ours[25], ours[ns.ALL_NONE]):
+        assert ours.get_unique_str(arch) == theirs.get_unique_str(arch)
+        assert ours.str2lists(arch) == theirs.str2lists(arch)
+        assert (ours.str2matrix(arch) == theirs.str2matrix(arch)).all()
+    assert ours.get_unique_str(3) == ours.get_unique_str(25)  # the isomorphic pair
+    for hp in ("12", "200"):
+        for dataset in ns.SETS:
+            assert ours.statistics(dataset, hp) == theirs.statistics(dataset, hp)
+    for dataset in ns.SETS:
+        for metric in ("train", "valid", "test", "x-valid", "x-test", "ori-test"):
+            for limits in ({}, {"flop_max": 80.05}, {"param_max": 0.5005}, {"flop_max": 1.0}):
+                try:
+                    expected = theirs.find_best(dataset, metric, hp="200", enforce_all=False, **limits)
+                except (ValueError, KeyError):
+                    with pytest.raises(ValueError):
+                        ours.find_best(dataset, metric, hp="200", **limits)
+                    continue
+                assert ours.find_best(dataset, metric, hp="200", **limits) == expected, (dataset, metric, limits)
+    capsys.readouterr()
+    theirs.show(3)
+    shown = capsys.readouterr().out
+    ours.show(3)
+    assert capsys.readouterr().out == shown
+    ours.clear_params(3)
+    ours.reload(index=3)
+    assert ours.get_more_info(3, "cifar100", hp="200", is_random=False) == theirs.get_more_info(
+        3, "cifar100", hp="200", is_random=False)
+
+
+def test_absent_archs_and_seeds_stay_absent(imported):
+    _, release = imported
+    api = create(release, "tss")
+    with pytest.raises(QueryError, match="not in this release"):
+        api.get_more_info(1, "cifar10", hp="200")
+    info = api.query_meta_info_by_index(ns.NO_999, "200")
+    assert info.get_dataset_seeds("cifar100") == [777, 888]
+    archs = pl.read_parquet(release / "tables" / "archs.parquet")
+    assert sorted(archs["arch_index"].unique()) == list(ns.ARCHS)
+    assert archs.filter(pl.col("arch_index") == ns.NO_999, pl.col("hp") == "200")["n_seeds"].to_list() == [2] * 4
+    bench = Benchmark.open(release)
+    assert bench.trained_seeds(ns.NO_999, "cifar100", "200") == [777, 888]
+    with pytest.raises(QueryError):
+        bench.final(ns.NO_999, "cifar100", "200", seed=999)
+
+
+def test_release_holds_provenance_audit_and_verifies(imported):
+    source, release = imported
+    assert verify(release) == []
+    manifest = json.loads((release / "manifest.json").read_text())
+    files = {f["name"]: f for f in manifest["source"]["files"]}
+    assert set(files) == {"meta.pickle.pbz2", *(f"{i:06d}.pickle.pbz2" for i in ns.ARCHS)}
+    assert files["000003.pickle.pbz2"]["bytes"] == (source / "000003.pickle.pbz2").stat().st_size
+    for name in ("epochs", "archs", "run_times", "run_costs", "arch_times"):
+        assert f"tables/{name}.parquet" in manifest["files"]
+    epochs = pl.read_parquet(release / "tables" / "epochs.parquet")
+    assert epochs.height == sum(int(hp) * len([s for s in seeds if not (i == ns.NO_999 and s == 999)])
+                                for i in ns.ARCHS for hp, datasets in ns.HPS.items() for seeds in datasets.values())
+    c100 = epochs.filter(pl.col("dataset") == "cifar100")
+    assert c100["valtest_acc"].null_count() == 0 and epochs.filter(pl.col("dataset") == "cifar10")["valid_acc"].null_count() == \
+        epochs.filter(pl.col("dataset") == "cifar10").height
+    found = pl.read_parquet(release / "validation" / "findings.parquet")
+
+    def archs_of(finding: str) -> set[int]:
+        return set(found.filter(pl.col("finding") == finding)["arch_index"].to_list())
+
+    assert archs_of("missing_seeds") == {ns.NO_999}
+    assert archs_of("cost_differs_across_seeds") == {ns.LEGACY_FLOPS}
+    assert archs_of("isomorphic_disagree") & set(ns.ISOMORPHIC)
+    assert archs_of("times_identical_across_seeds") == set(ns.ARCHS)
+    assert archs_of("latency_identical_across_seeds") == set(ns.ARCHS)
+    assert not archs_of("input_independent_above_chance") and not archs_of("valtest_not_pooled")
+    assert not archs_of("non_finite") and not archs_of("out_of_range")
+    assert len(archs_of("missing_arch")) == 15625 - len(ns.ARCHS)
+    card = (release / "DATACARD.md").read_text()
+    assert "| missing_seeds | 1 |" in card and "| cost_differs_across_seeds | 1 |" in card
+    assert (release / "validation" / "docs" / "index.html").is_file()
+    assert manifest["audit"]["missing_seeds"] == 1
+
+
+def test_reimport_is_byte_identical_and_layouts_agree(imported, tmp_path):
+    source, release = imported
+    again = Path(import_release(source, "tss", tmp_path / release.name)["release"])
+    for path in sorted(p for p in release.rglob("*") if p.is_file()):
+        assert path.read_bytes() == (again / path.relative_to(release)).read_bytes(), path
+    single = import_release(ns.single_file(tmp_path / "single"), "tss", tmp_path / "single-rel")["release"]
+    nb201 = import_release(ns.nb201_file(tmp_path / "nb201"), "tss", tmp_path / "nb201-rel")["release"]
+    for other in (single, nb201):
+        for table in ("archs", "epochs", "run_times", "run_costs"):
+            assert pl.read_parquet(Path(other) / "tables" / f"{table}.parquet").equals(
+                pl.read_parquet(release / "tables" / f"{table}.parquet")), (other, table)
+    assert json.loads((Path(nb201) / "manifest.json").read_text())["source"]["layout"] == "nb201"
+
+
+def test_hostile_pickle_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    source = ns.hostile_folder(tmp_path / "src", marker)
+    out = tmp_path / "release"
+    with pytest.raises(RefusedPickle, match=r"000000\.pickle\.pbz2: refused to unpickle posix\.system|nt\.system"):
+        import_release(source, "tss", out)
+    assert not marker.exists() and not out.exists()
+    assert not list(tmp_path.glob(".release*"))
+    result = CliRunner().invoke(app, ["import", str(source), "--out", str(out)])
+    assert result.exit_code == 2 and "refused to unpickle" in result.output and not marker.exists()
+
+
+def test_trained_weights_are_skipped_unread(tmp_path):
+    import torch
+
+    source = ns.simple_folder(tmp_path / "src", archs=(3,))
+    states = ns.arch_states(3)
+    states["200"]["all_results"][("cifar10", 777)]["net_state_dict"] = {"w": torch.ones(3), "b": torch.zeros(2)}
+    with __import__("bz2").BZ2File(source / "000003.pickle.pbz2", "wb") as f:
+        pickle.dump(states, f, protocol=4)
+    result = CliRunner().invoke(app, ["import", str(source), "--space", "tss", "--out", str(tmp_path / "rel")])
+    assert result.exit_code == 0, result.output
+    assert "release ready" in result.output and "2 weight tensors skipped" in result.output
+    assert "times_identical_across_seeds 1" in result.output  # the audit's findings, summarised
+    assert "Trained weights skipped: 2 tensor(s)" in (tmp_path / "rel" / "DATACARD.md").read_text()
+
+
+def test_wrong_space_or_layout_is_a_clear_error_and_writes_nothing(imported, tmp_path):
+    source, _ = imported
+    with pytest.raises(ValueError, match="Pass the matching --space"):
+        import_release(source, "sss", tmp_path / "rel")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(ValueError, match="unknown format"):
+        import_release(bad, "tss", tmp_path / "rel")
+    broken = tmp_path / "broken-simple"
+    shutil.copytree(source, broken)
+    (broken / "000003.pickle.pbz2").write_bytes(b"BZh9 not really")
+    with pytest.raises(ValueError, match=r"000003\.pickle\.pbz2: not a readable NATS-Bench pickle"):
+        import_release(broken, "tss", tmp_path / "rel")
+    assert not (tmp_path / "rel").exists()
+
+
+def test_query_and_search_run_on_an_import(imported):
+    _, release = imported
+    runner = CliRunner()
+    result = runner.invoke(app, ["query", str(release), "3", "--dataset", "cifar100", "--hp", "200"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["search", str(release), "--algo", "random", "--dataset", "cifar100", "--hp", "200",
+                                 "--runs", "2", "--time-budget", "200"])
+    assert result.exit_code == 0, result.output
+
+
+def test_size_space_import_answers_as_nats_bench(tmp_path):
+    source = ns.simple_folder(tmp_path / "src", archs=ns.SSS_ARCHS, space="sss")
+    release = import_release(source, "sss", tmp_path / "nats-sss")["release"]
+    theirs = nats_bench.create(str(source), "sss", fast_mode=True, verbose=False)
+    for index in ns.SSS_ARCHS:
+        theirs._prepare_info(index)
+    ours = create(release, "size", fast_mode=True, verbose=False)
+    assert type(ours).__name__ == "NATSsize" and ours.is_size and ours.full_train_epochs == 90
+    assert len(ours) == len(theirs) == 32768 and ours[32767] == theirs[32767] == "64:64:64:64:64"
+    for index in ns.SSS_ARCHS:
+        for hp in ("01", "90"):
+            for dataset in ns.SETS:
+                for is_random in (False, True, 777):
+                    random.seed(index)
+                    expected = theirs.get_more_info(index, dataset, hp=hp, is_random=is_random)
+                    random.seed(index)
+                    same(expected, ours.get_more_info(index, dataset, hp=hp, is_random=is_random), f"{index} {dataset}")
+                same(theirs.get_cost_info(index, dataset, hp), ours.get_cost_info(index, dataset, hp))
+            assert theirs.query_info_str_by_arch(index, hp) == ours.query_info_str_by_arch(index, hp)
+            assert theirs.statistics("cifar100", hp) == ours.statistics("cifar100", hp)
+        assert theirs.get_net_config(index, "cifar10") == ours.get_net_config(index, "cifar10")
+    assert ours.find_best("cifar100", "x-test", hp="90") == theirs.find_best("cifar100", "x-test", hp="90",
+                                                                          enforce_all=False)
