@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from nasforge.api.checks import check_archs, check_times
+from nasforge.api.checks import check_archs, check_schema, check_times
 from nasforge.errors import InputError, MissingInputError
 from nasforge.files import read_checked
 from nasforge.release.manifest import (
@@ -233,6 +233,8 @@ class Benchmark:
         if self.imported:
             times = pl.scan_parquet(self._checked(tables / "run_times.parquet")).filter(this).collect()
             costs = pl.scan_parquet(self._checked(tables / "run_costs.parquet")).filter(this).collect()
+            check_schema(times, RUN_TIMES_SCHEMA, tables / "run_times.parquet")
+            check_schema(costs, RUN_COSTS_SCHEMA, tables / "run_costs.parquet")
             return epochs, times, costs
         measured = self._times_path.parent
         times = pl.DataFrame(schema=RUN_TIMES_SCHEMA)

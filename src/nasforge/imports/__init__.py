@@ -64,6 +64,9 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
         tables = staging / "tables"
         converter = Converter(space, staging / ".parts", chunk)
         for index, by_hp in source.archs():
+            if not 0 <= index < len(source.meta_archs):
+                raise InputError(f"{source.path}: arch {index} is outside the {len(source.meta_archs)} archs of its "
+                                 "meta_archs; the source is damaged or mixes two benchmarks")
             for hp, state in by_hp.items():
                 arch = state.get("arch_str")
                 if arch is not None and arch != source.meta_archs[index]:
