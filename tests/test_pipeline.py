@@ -181,6 +181,10 @@ def test_the_embedded_build_gives_the_golden_bytes(tmp_path):
                   f"{sorted(actual.keys() - expected.keys())}\nchanged ({len(changed)}): {changed}")
         raise AssertionError(f"the embedded build differs from {GOLDEN.name}; if numbers moved on purpose, "
                              f"update it in the same commit (python tests/golden/update.py results):\n{report}")
+    # Audited by re-training: two archs of the embedded release, every seed, give its rows byte for byte.
+    release = next((root / "results/release").iterdir())
+    result = run(["nasforge", "audit", str(release), "--sample", "2", "--out", str(tmp_path / "audit")], root)
+    assert ": reproduced (identical 4)" in result.stdout, result.stdout
 
 
 def test_the_full_config_replaces_the_embedded_one_and_trains_at_nats_protocol():

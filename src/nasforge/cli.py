@@ -560,6 +560,29 @@ def import_cmd(
     typer.echo("audit findings (archs): " + (", ".join(f"{k} {v}" for k, v in found.items()) or "none"))
 
 
+@app.command("audit")
+def audit_cmd(
+    release: Annotated[Path, typer.Argument(help="A release folder (built or imported).")],
+    sample: Annotated[int, typer.Option("--sample", help="How many archs to re-train (stratified by accuracy and cost).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Where the audit goes [default: audit-RELEASE].")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="The prepared dataset the release trained on "
+                                                             "[default: mnist5k is prepared here; others must be given].")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="[default: the release's first dataset].")] = None,
+    hp: Annotated[str | None, typer.Option("--hp", help="[default: the release's first budget].")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
+) -> None:
+    """Re-train a stratified sample of a release's archs and compare them with its tables (exit 1 on failure)."""
+    from nasforge.replicate import audit_release
+
+    out = out or Path(f"audit-{release.resolve().name}")
+    summary = audit_release(release, sample, out, seed, data, dataset, hp, device)
+    counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
+    typer.echo(f"audit of {summary['release']}: {summary['verdict']} ({counts}); report: {out / 'report.md'}")
+    if not summary["passed"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
