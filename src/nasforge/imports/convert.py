@@ -215,7 +215,6 @@ class Converter:
         shutil.rmtree(self.work, ignore_errors=True)
         return written
 
-
     def _arch_times(self, costs: pl.DataFrame) -> pl.DataFrame:
         """NATS-Bench's seconds in the shape simulated-time search reads (``ARCH_TIMES_SCHEMA``): per
         (dataset, hp, arch) the median over seeds of its total and per-epoch train and eval seconds
