@@ -508,7 +508,7 @@ def search_cmd(
                + (f"; trajectories in {out}" if out else ""))
 
 
-release_app = typer.Typer(help="Build (pipeline step) and verify benchmark releases.", no_args_is_help=True)
+release_app = typer.Typer(help="Build (pipeline step), verify, publish, fetch and compare benchmark releases.", no_args_is_help=True)
 app.add_typer(release_app, name="release", rich_help_panel=PIPELINE)
 
 
@@ -540,6 +540,48 @@ def release_verify_cmd(folder: Annotated[Path, typer.Argument(help="A release fo
             typer.secho(problem, err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
     typer.echo(f"{folder}: every file matches its manifest")
+
+
+@release_app.command("publish")
+def release_publish_cmd(
+    folder: Annotated[Path, typer.Argument(help="A release folder that a committed dvc.lock records.")],
+    remote: Annotated[str, typer.Option("--remote", help="The DVC remote to push to (`dvc remote list`).")],
+    git_remote: Annotated[str | None, typer.Option("--git-remote", help="Also push the tag to this git remote.")] = None,
+) -> None:
+    """Push a release and its intermediates to a DVC remote and tag the commit with the release's name."""
+    from nasforge.publish import publish
+
+    record = publish(folder, remote, git_remote)
+    typer.echo(f"published {record['name']}: tag {record['name']} on {record['commit'][:12]}, DVC remote "
+               f"{record['remote']['name']} ({record['remote']['url']}), dvc.lock sha256 {record['dvc_lock']['sha256']}")
+
+
+@release_app.command("fetch")
+def release_fetch_cmd(
+    name: Annotated[str, typer.Argument(help="The release's name, its git tag (e.g. nasforge-tss-v0.2.0).")],
+    remote: Annotated[str | None, typer.Option("--remote", help="Pull from this DVC remote [default: the one it was "
+                                                                "published to].")] = None,
+    intermediates: Annotated[bool, typer.Option("--intermediates", help="Also pull every intermediate.")] = False,
+) -> None:
+    """In a clone checked out at the release's tag: pull the release from DVC (nothing re-runs) and verify it."""
+    from nasforge.publish import fetch
+
+    record = fetch(name, Path.cwd(), remote, intermediates)
+    typer.echo(f"{record['release']}: fetched from {remote or record['remote']['name']}; every file matches its "
+               "manifest and the manifest matches the tag")
+
+
+@release_app.command("diff")
+def release_diff_cmd(
+    a: Annotated[Path, typer.Argument(help="The older release folder.")],
+    b: Annotated[Path, typer.Argument(help="The newer release folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Everything, as JSON.")] = False,
+) -> None:
+    """Changed archs and metrics, tables and figures, protocol and params between two releases."""
+    from nasforge.publish.diff import describe, diff_releases
+
+    d = diff_releases(a, b)
+    typer.echo(json.dumps(d, indent=2, sort_keys=True, default=str) if as_json else describe(d))
 
 
 @app.command("import", rich_help_panel=PIPELINE)
