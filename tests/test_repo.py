@@ -158,3 +158,19 @@ def test_tests_that_start_a_process_are_marked_slow():
             if starts and not module_slow and not any("slow" in ast.unparse(d) for d in fn.decorator_list):
                 unmarked.append(f"{path.name}::{fn.name}")
     assert not unmarked, f"tests starting a process without @pytest.mark.slow: {unmarked}"
+
+
+def test_profiles_set_resources_of_rules_that_exist():
+    """A profile's set-resources for a misspelt or renamed rule is silently ignored by Snakemake (the
+    GPU request would never reach the cluster): every rule a profile names must exist."""
+    import yaml
+
+    text = "".join(p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk")))
+    rules = set(re.findall(r"^rule (\w+):", text, re.MULTILINE))
+    for profile in sorted((ROOT / "workflow/profiles").glob("*/config.yaml")):
+        named = set(yaml.safe_load(profile.read_text()).get("set-resources", {}))
+        assert named <= rules, f"{profile}: set-resources for unknown rules {sorted(named - rules)}"
+    # The rules that ask for a GPU (gpu=1 in their resources) are exactly those slurm-cpu switches off.
+    asking = {r for r in rules if re.search(rf"^rule {r}:(?:(?!^rule ).)*?gpu=1", text, re.MULTILINE | re.DOTALL)}
+    cpu = yaml.safe_load((ROOT / "workflow/profiles/slurm-cpu/config.yaml").read_text())["set-resources"]
+    assert asking == {r for r, res in cpu.items() if res.get("gpu") == 0} == {"train", "proxies_dataset"}

@@ -140,6 +140,9 @@ def run_shard(job: ShardJob) -> Path:
         _claim_parts(parts, config)
         done = {int(p.name.split(".")[0]) for p in parts.glob("*.metrics.parquet")}
         todo = [i for i in archs if i not in done]
+        if done & set(archs):  # a resubmitted job (killed, preempted, scancelled): say what it keeps
+            print(f"{job.out}: resuming; {len(archs) - len(todo)} of {len(archs)} archs were trained by an earlier "
+                  "run and are kept", file=sys.stderr)
         if todo:
             splits = load_splits(Path(job.data), device)
             if splits.dataset != job.dataset:
