@@ -308,3 +308,26 @@ def test_size_space_import_answers_as_nats_bench(tmp_path):
         assert theirs.get_net_config(index, "cifar10") == ours.get_net_config(index, "cifar10")
     assert ours.find_best("cifar100", "x-test", hp="90") == theirs.find_best("cifar100", "x-test", hp="90",
                                                                           enforce_all=False)
+
+
+def test_an_import_is_audited_by_retraining_when_its_data_is_given(imported, tmp_path):
+    """`nasforge audit` on an import: re-trains under NATS-Bench's protocol of the budget (lr by lr), expects
+    agreement within noise, not bytes (NATS-Bench trained with its own code), and flags numbers no training gave."""
+    from helpers import fabricate
+    from nasforge.data import prepare
+    from nasforge.replicate import audit_release
+
+    (archive, checksums), _ = fabricate.cifar10(tmp_path / "src")
+    data = prepare("cifar10", tmp_path / "data", archive, checksums)
+    summary = audit_release(imported[1], 1, tmp_path / "audit", data=data, dataset="cifar10", hp="12")
+    assert not summary["expect_identical"] and "import" in summary["why"]
+    assert summary["protocol"]["batch_size"] == 256 and summary["seed_noise"] == 1.0  # one seed per arch at hp 12
+    table = pl.read_parquet(tmp_path / "audit/audit.parquet")
+    assert table["seed"].to_list() == [111] and table["epochs"].to_list() == [12]
+    arch = table["arch_index"][0]
+    retrained = pl.read_parquet(tmp_path / "audit/retrained.parquet").sort("epoch")
+    release = Benchmark.open(imported[1]).epochs(arch, "cifar10", "12", 111)
+    assert retrained["lr"].to_list() == release["lr"].to_list()  # the budget's NATS-Bench schedule, epoch by epoch
+    # The fabricated source's accuracies climb to ~90% on a set no 12 epochs on 50 images can learn.
+    assert arch != ns.ALL_NONE  # (sample seed 0 picks a learning arch)
+    assert table["verdict"].to_list() == ["outside_noise"] and summary["verdict"] == "failed"
