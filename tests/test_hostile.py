@@ -17,7 +17,6 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import fabricate, phases
-from nasforge.analysis import analyse
 from nasforge.api import Benchmark, QueryError, create
 from nasforge.cli import app
 from nasforge.config import ParamsError, check_params
@@ -37,11 +36,7 @@ runner = CliRunner()
 def built(tmp_path_factory):
     """A release built from fabricated shards, and the results folder it came from."""
     results = tmp_path_factory.mktemp("hostile") / "results"
-    fabricate.shard_tables(results, phases.PARAMS)
-    phases.run_aggregate(results)
-    phases.run_validate(results)
-    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
-    return results, phases.run_release(results)
+    return results, phases.fabricated_release(results)
 
 
 @pytest.fixture

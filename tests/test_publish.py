@@ -13,8 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from helpers import fabricate, phases, sshd
-from nasforge.analysis import analyse
+from helpers import phases, sshd
 from nasforge.cli import app
 from nasforge.publish import PublishError, fetch, publish, read_record
 from nasforge.publish.diff import diff_releases
@@ -28,12 +27,7 @@ GIT = ["git", "-c", "user.email=ci@nasforge", "-c", "user.name=ci"]
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    results = tmp_path_factory.mktemp("publish") / "results"
-    fabricate.shard_tables(results, phases.PARAMS)
-    phases.run_aggregate(results)
-    phases.run_validate(results)
-    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
-    return phases.run_release(results)
+    return phases.fabricated_release(tmp_path_factory.mktemp("publish") / "results")
 
 
 def dvc(args: list[str], cwd: Path) -> str:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from helpers.archs import ALL_CONV, ALL_NONE
 from nasforge.aggregate import ShardSet, aggregate
+from nasforge.analysis import analyse
 from nasforge.config import check_params
 from nasforge.paths import Results
 from nasforge.release import build_release
@@ -47,3 +48,14 @@ def run_release(results: Path, params: dict = PARAMS) -> Path:
     r = paths(results)
     return build_release(params, Path(r.plan("tss")), Path(r.aggregate("tss")), Path(r.measured_aggregate("tss")),
                          Path(r.validate("tss")), Path(r.analysis("tss")), Path(r.releases()))
+
+
+def fabricated_release(results: Path, params: dict = PARAMS) -> Path:
+    """A release built through every post-training phase from fabricated shard tables (no training)."""
+    from helpers import fabricate
+
+    fabricate.shard_tables(results, params)
+    run_aggregate(results, params)
+    run_validate(results, params)
+    analyse(results / "aggregate/tss/archs.parquet", results / "analysis/tss")
+    return run_release(results, params)

@@ -41,11 +41,9 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "|---|---|---|---|---|",
     ]
     for setting, m in sorted(metrics.items()):
-        best = m["best"]
-        best_text = "none" if best is None else f"{best['arch_index']} `{_cell(best['arch'])}` ({best['test_acc_mean']:.2f})"
         acc = m["test_acc"]
         lines.append(f"| {setting} | {m['archs']} | {m['diverged']} | {acc['min']:.2f} / {acc['median']:.2f} / "
-                     f"{acc['max']:.2f} | {best_text} |")
+                     f"{acc['max']:.2f} | {_best_text(m['best'])} |")
     lines += [
         "",
         "Rank agreement (Kendall tau) and the figures are in `figures/` and `figures/metrics.json`.",
@@ -125,6 +123,11 @@ def _proxy_section(metrics: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _best_text(best: dict | None) -> str:
+    """The best arch of a setting as the results tables show it: index, arch string, test accuracy."""
+    return "none" if best is None else f"{best['arch_index']} `{_cell(best['arch'])}` ({best['test_acc_mean']:.2f})"
+
+
 def _cell(text: str) -> str:
     """Escape the pipes of an arch string so it stays inside one Markdown table cell."""
     return text.replace("|", "\\|")
@@ -168,10 +171,9 @@ def import_datacard(name: str, space: str, provenance: dict, archs: pl.DataFrame
         "|---|---|---|---|",
     ]
     for setting, m in sorted(metrics.items()):
-        best = m["best"]
-        best_text = "none" if best is None else f"{best['arch_index']} `{_cell(best['arch'])}` ({best['test_acc_mean']:.2f})"
         acc = m["test_acc"]
-        lines.append(f"| {setting} | {m['archs']} | {acc['min']:.2f} / {acc['median']:.2f} / {acc['max']:.2f} | {best_text} |")
+        lines.append(f"| {setting} | {m['archs']} | {acc['min']:.2f} / {acc['median']:.2f} / {acc['max']:.2f} | "
+                     f"{_best_text(m['best'])} |")
     lines += [
         "",
         "## Audit",
