@@ -50,6 +50,14 @@ class Protocol:
             nesterov=config["nesterov"], weight_decay=config["decay"], batch_size=config["batch_size"],
         )
 
+    @classmethod
+    def weight_sharing(cls) -> Protocol:
+        """The supernet weights' SGD of NATS-Bench's weight-sharing searches, from its
+        ``configs/nas-benchmark/algos/weight-sharing.config`` (lr 0.025 cosine to 1e-3, batch 64)."""
+        config = _read_nats_config(resources.files("nasforge").joinpath("hyper_opts", "weight-sharing.config").read_text())
+        return cls(lr=config["LR"], eta_min=config["eta_min"], warmup=config["warmup"], momentum=config["momentum"],
+                   nesterov=config["nesterov"], weight_decay=config["decay"], batch_size=config["batch_size"])
+
     def with_overrides(self, overrides: dict[str, Any] | None) -> Protocol:
         """This protocol with some hyper-parameters replaced; each value is checked for type and range
         (the same rules as params.yaml's ``train.protocol``), so a bad one fails before any training."""

@@ -3,7 +3,8 @@
 Module and attribute names follow NATS-Bench's own code (``op``, ``conv_a``,
 ``downsample``, ...) so a state dict keys the same way and a parameter count
 matches theirs exactly. Every BN is affine and tracks running statistics;
-convolutions carry no bias (they feed a BN).
+convolutions carry no bias (they feed a BN). A supernet's cell edges (``nasforge.oneshot``) build the
+same modules with ``affine=False, track=False``: BN on batch statistics, as NATS-Bench searches.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from nasforge.errors import InputError
 class ReLUConvBN(nn.Module):
     """ReLU -> Conv -> BN, NATS-Bench's ``nor_conv_kxk``."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
+                 affine: bool = True, track: bool = True) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,9 +51,9 @@ class Pooling(nn.Module):
     """``avg_pool_3x3`` (padding excluded from the mean); a 1x1 ReLUConvBN first
     when the channel count changes (only in SSS cells)."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, affine: bool = True, track: bool = True) -> None:
         super().__init__()
-        self.preprocess = None if c_in == c_out else ReLUConvBN(c_in, c_out, 1, 1, 0)
+        self.preprocess = None if c_in == c_out else ReLUConvBN(c_in, c_out, 1, 1, 0, affine, track)
         self.op = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,27 +63,27 @@ class Pooling(nn.Module):
 class FactorizedReduce(nn.Module):
     """``skip_connect`` across a channel change at stride 1: Conv1x1 -> BN, no ReLU."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, affine: bool = True, track: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, 1, stride=1, padding=0, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))
 
 
-def make_op(name: str, c_in: int, c_out: int) -> nn.Module:
+def make_op(name: str, c_in: int, c_out: int, affine: bool = True, track: bool = True) -> nn.Module:
     """One cell edge; cells in both spaces run at stride 1."""
     if name == "none":
         return Zero(c_in, c_out)
     if name == "skip_connect":
-        return nn.Identity() if c_in == c_out else FactorizedReduce(c_in, c_out)
+        return nn.Identity() if c_in == c_out else FactorizedReduce(c_in, c_out, affine, track)
     if name == "nor_conv_1x1":
-        return ReLUConvBN(c_in, c_out, 1, 1, 0)
+        return ReLUConvBN(c_in, c_out, 1, 1, 0, affine, track)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(c_in, c_out, 3, 1, 1)
+        return ReLUConvBN(c_in, c_out, 3, 1, 1, affine, track)
     if name == "avg_pool_3x3":
-        return Pooling(c_in, c_out)
+        return Pooling(c_in, c_out, affine, track)
     raise InputError(f"unknown operation {name!r}")
 
 
@@ -113,7 +115,7 @@ class InferCell(nn.Module):
     Edges out of the input node map c_in -> c_out; all others c_out -> c_out.
     """
 
-    def __init__(self, ops: tuple[str, ...], c_in: int, c_out: int) -> None:
+    def __init__(self, ops: tuple[str, ...], c_in: int, c_out: int, affine: bool = True, track: bool = True) -> None:
         super().__init__()
         self.layers = nn.ModuleList()
         self.node_inputs: list[list[tuple[int, int]]] = []  # (layer index, source node) per node
@@ -122,7 +124,7 @@ class InferCell(nn.Module):
             inputs = []
             for i in range(j):
                 inputs.append((len(self.layers), i))
-                self.layers.append(make_op(ops[k], c_in if i == 0 else c_out, c_out))
+                self.layers.append(make_op(ops[k], c_in if i == 0 else c_out, c_out, affine, track))
                 k += 1
             self.node_inputs.append(inputs)
         self.out_dim = c_out
