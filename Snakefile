@@ -17,6 +17,7 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/oneshot.smk"
 include: "workflow/rules/release.smk"
 
 
@@ -25,6 +26,7 @@ wildcard_constraints:
     space="tss|sss",
     dataset="cifar10-valid|cifar10|cifar100|ImageNet16-120|mnist5k",
     algo="random|rea|reinforce|bohb|local|naswot",
+    method="darts-v1|darts-v2|gdas|setn|random|enas|tas|mask_gumbel|mask_rl",
     hp="[0-9]+",
     seed="[0-9]+",
     k="[0-9]+",

@@ -24,6 +24,7 @@ PROFILE = "workflow/profiles/slurm-cpu"
 # One shard of four archs: a job long enough to be killed after its first arch and before its last.
 SHARD = copy.deepcopy(TINY)
 SHARD["plan"] = {**TINY["plan"], "archs": 4, "shards": 1}
+SHARD["oneshot"] = {"algorithms": []}  # the oneshot phase with no search: its empty tables, and a shorter run
 PARTS = "results/train/tss/mnist5k/hp01/seed777/shard0.parts"
 
 

@@ -242,3 +242,73 @@ def test_loading_fills_the_schemas_defaults_once(tmp_path):
     params["train"]["threads"] = 2  # a value given is kept
     path.write_text(yaml.safe_dump(params))
     assert load_params(path, SCHEMA)["train"]["threads"] == 2
+
+
+def _search_rows(algorithm: str, seed: int, archs: list[str | None]) -> pl.DataFrame:
+    """A search job's per-epoch table (one epoch per derived arch; None for a diverged epoch)."""
+    from nasforge.oneshot.search import SEARCH_SCHEMA
+    from nasforge.spaces import get_space
+
+    rows = [dict.fromkeys(SEARCH_SCHEMA) | {
+        "space": "tss", "algorithm": algorithm, "selection": "argmax", "dataset": "mnist5k", "seed": seed,
+        "epoch": epoch, "arch": arch, "arch_index": get_space("tss").index(arch) if arch else None,
+        "diverged": arch is None} for epoch, arch in enumerate(archs)]
+    return pl.DataFrame(rows, schema=SEARCH_SCHEMA)
+
+
+def _score(results: Path, params: dict) -> dict[str, Path]:
+    from nasforge.oneshot.phase import run_oneshot_score
+    from nasforge.paths import Results
+
+    phases.run_aggregate(results, params)
+    return run_oneshot_score(params, Results(str(results)))
+
+
+def test_oneshot_scores_derived_archs_by_the_benchmark_and_reports_collapse_and_divergence(results, mnist5k_prepared):
+    from nasforge.oneshot.search import SEARCH_KEYS, SEARCH_TIMING_SCHEMA
+    from nasforge.paths import Results
+
+    params = copy.deepcopy(PARAMS)
+    params["oneshot"].update(algorithms=["darts-v1", "gdas"], seeds=[777, 888])
+    r = Results(str(results))
+    (results / "data").mkdir()
+    (results / "data/mnist5k").symlink_to(mnist5k_prepared)
+    runs = {("darts-v1", 777): [ALL_CONV, ALL_NONE], ("darts-v1", 888): [ALL_NONE, ALL_NONE],
+            ("gdas", 777): [ALL_NONE, ALL_CONV], ("gdas", 888): [ALL_CONV, None]}
+    for (algorithm, seed), archs in runs.items():
+        table = _search_rows(algorithm, seed, archs)
+        write_table(table, r.oneshot_run(algorithm, "mnist5k", seed), SEARCH_KEYS)
+        timing = table.select([c for c in SEARCH_TIMING_SCHEMA if c in table.columns]).with_columns(
+            search_seconds=pl.lit(1.0), eval_seconds=pl.lit(0.1))
+        write_table(timing, r.oneshot_run(algorithm, "mnist5k", seed, measured=True), SEARCH_KEYS)
+    written = _score(results, params)
+
+    archs = pl.read_parquet(results / "aggregate/tss/archs.parquet")
+    truth = dict(zip(archs["arch"], archs["test_acc_mean"], strict=True))  # the benchmark's own final accuracy
+    table = pl.read_parquet(written["results"])
+    assert table.height == 8 and pl.read_parquet(written["added_epochs"]).height == 0  # nothing to train
+    scored = table.filter(~pl.col("diverged"))
+    assert scored["source"].unique().to_list() == ["benchmark"]
+    for arch, acc in scored.select("arch", "found_test_acc").iter_rows():
+        assert acc == pytest.approx(truth[arch])
+    assert scored.filter(pl.col("arch") == ALL_NONE)["param_free_edges"].unique().to_list() == [6]
+    assert table.filter(pl.col("diverged"))["found_test_acc"].to_list() == [None]
+
+    summary = {row["algorithm"]: row for row in pl.read_parquet(written["summary"]).iter_rows(named=True)}
+    assert summary["darts-v1"]["test_acc_mean"] == pytest.approx(truth[ALL_NONE])  # both seeds' last epoch
+    assert summary["darts-v1"]["param_free_edges_mean"] == 6 and summary["darts-v1"]["diverged_runs"] == 0
+    assert (summary["gdas"]["runs"], summary["gdas"]["diverged_runs"]) == (2, 1)
+    assert summary["gdas"]["test_acc_mean"] == pytest.approx(truth[ALL_CONV])  # the run that did not diverge
+    markdown = written["markdown"].read_text()
+    assert "darts-v1 on mnist5k: collapsed onto parameter-free ops (6.0 of 6 edges" in markdown
+    assert "gdas on mnist5k: 1 of 2 searches diverged" in markdown
+    assert "gdas on mnist5k: collapsed" not in markdown
+
+
+def test_oneshot_phase_without_searches_writes_empty_tables(results):
+    assert PARAMS["oneshot"]["algorithms"] == []  # the schema's default
+    written = _score(results, PARAMS)
+    for name in ("results", "added_epochs", "summary", "seconds"):
+        assert pl.read_parquet(written[name]).height == 0, name
+    assert "No weight-sharing search was configured" in written["markdown"].read_text()
+    assert written["figure"].stat().st_size > 0

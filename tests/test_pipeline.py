@@ -37,6 +37,9 @@ TINY = {
     "search": {"algorithms": ["random", "rea", "reinforce", "bohb", "local", "naswot"], "runs": 2,
                "time_model": "flops", "gflops": 100.0, "time_budget": {"mnist5k": 5.0}, "naswot_samples": 2,
                "proxies": {"batch_size": 8}},
+    # One weight-sharing search of two steps: its derived arch (not among the two above) is trained and scored.
+    "oneshot": {"algorithms": ["random"], "seeds": [777], "epochs": {"tss": 1}, "steps_per_epoch": 2,
+                "cells_per_stage": 1, "eval_batch_size": 50, "candidates": 2},
 }
 
 
@@ -101,6 +104,8 @@ def test_release_is_validated_and_verifies(built):
         assert manifest["files"]["tables/archs.parquet"]["rows"] == 2
         assert manifest["files"]["search/proxies.parquet"]["rows"] == 2
         assert {"search/trajectories.parquet", "search/summary.md", "figures/proxy_correlation.png"} <= set(manifest["files"])
+        assert manifest["files"]["oneshot/results.parquet"]["rows"] == 1  # one search of one epoch
+        assert manifest["files"]["oneshot/added_epochs.parquet"]["rows"] == 1  # its arch, trained 1 epoch, 1 seed
         assert (root / "results/validate/tss/summary.json").is_file()
 
 

@@ -173,4 +173,5 @@ def test_profiles_set_resources_of_rules_that_exist():
     # The rules that ask for a GPU (gpu=1 in their resources) are exactly those slurm-cpu switches off.
     asking = {r for r in rules if re.search(rf"^rule {r}:(?:(?!^rule ).)*?gpu=1", text, re.MULTILINE | re.DOTALL)}
     cpu = yaml.safe_load((ROOT / "workflow/profiles/slurm-cpu/config.yaml").read_text())["set-resources"]
-    assert asking == {r for r, res in cpu.items() if res.get("gpu") == 0} == {"train", "proxies_dataset"}
+    assert asking == {r for r, res in cpu.items() if res.get("gpu") == 0} == {"train", "proxies_dataset", "oneshot",
+                                                                                   "oneshot_score"}

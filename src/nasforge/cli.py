@@ -373,6 +373,35 @@ def search_suite_cmd(
     typer.echo(f"wrote {len(paths)} files to {paths[0].parent}")
 
 
+@app.command("oneshot", rich_help_panel=PIPELINE)
+def oneshot_cmd(
+    params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+    params_json: Annotated[str | None, PARAMS_JSON_OPTION] = None,
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
+    algorithm: Annotated[str | None, typer.Option("--algorithm", help="A weight-sharing search: darts-v1, darts-v2, "
+                         "gdas, setn, random, enas (TSS); tas, mask_gumbel, mask_rl (SSS).")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="With --algorithm: the prepared dataset.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, max=MAX_SEED, help="With --algorithm: the search seed.")] = None,
+    score: Annotated[bool, typer.Option("--score", help="Score every configured search's derived archs on the "
+                     "benchmark (training those it lacks) and write the phase's table, figure and summary.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="With --score: train jobs run side by side (each "
+                    "with the configured threads; the bytes do not depend on it).")] = 1,
+) -> None:
+    """Oneshot phase: one weight-sharing search job, checkpointed each epoch (a rerun resumes it).
+
+    Or, with --score, every derived arch given its true accuracy and the phase's results."""
+    from nasforge.oneshot.phase import run_oneshot_job, run_oneshot_score
+
+    p = _params(params, params_json)
+    if score == (algorithm is not None) or (algorithm is not None and (dataset is None or seed is None)):
+        _fail("pass --algorithm, --dataset and --seed (one search job), or --score")
+    if score:
+        paths = run_oneshot_score(p, _results(results), jobs)
+        typer.echo(f"wrote {len(paths)} files to {paths['summary'].parent}")
+        return
+    typer.echo(f"wrote {run_oneshot_job(p, _results(results), algorithm, dataset, seed)}")
+
+
 @app.command("pipeline", rich_help_panel=TOOLS)
 def pipeline_cmd(
     params: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
@@ -525,7 +554,8 @@ def release_build_cmd(
     space, r = p["space"], _results(results)
     out = build_release(p, Path(r.plan(space)), Path(r.aggregate(space)), Path(r.measured_aggregate(space)),
                         Path(r.validate(space)), Path(r.analysis(space)), Path(r.releases()),
-                        Path(r.search(space)) if "search" in p else None)
+                        Path(r.search(space)) if "search" in p else None,
+                        Path(r.oneshot()) if p.get("oneshot", {}).get("algorithms") else None)
     typer.echo(f"release ready: {out}")
 
 

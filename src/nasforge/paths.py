@@ -6,7 +6,7 @@ The Snakefile declares each rule's inputs and outputs with these methods
 commands read and write through the same methods, and so do the tests: a
 folder renamed here is renamed everywhere. Folders are named after their phase
 (``data``, ``plan``, ``train``, ``aggregate``, ``validate``, ``search``,
-``analysis``, ``release``). Wall-clock measurements, which can never be
+``oneshot``, ``analysis``, ``release``). Wall-clock measurements, which can never be
 byte-stable, live in a tree of their own under ``measured/``.
 """
 
@@ -22,6 +22,7 @@ FIGURES = ("accuracy_distribution", "params_vs_accuracy", "valid_vs_test", "rank
            "proxy_correlation")
 SEARCH_FILES = ("proxies.parquet", "trajectories.parquet", "summary.parquet", "summary.md",
                 "search_trajectories.png")
+ONESHOT_FILES = ("results.parquet", "added_epochs.parquet", "summary.parquet", "summary.md", "oneshot_search.png")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,26 @@ class Results:
     def search_run(self, space: str = "{space}", algo: str = "{algo}", dataset: str = "{dataset}") -> str:
         """One suite job's trajectories: one algorithm on one dataset (every budget)."""
         return self._at("search", space, "runs", algo, f"{dataset}.parquet")
+
+    # oneshot (weight-sharing searches): the algorithm implies the space
+    def oneshot(self) -> str:
+        return self._at("oneshot")
+
+    def oneshot_file(self, name: str = "{name}") -> str:
+        return self._at("oneshot", name)
+
+    def oneshot_run(self, method: str = "{method}", dataset: str = "{dataset}", seed: int | str = "{seed}",
+                    measured: bool = False) -> str:
+        """One weight-sharing search job's per-epoch table, or with ``measured`` its seconds."""
+        rel = ("oneshot", "runs", method, dataset, f"seed{seed}.parquet")
+        return self._at("measured", *rel) if measured else self._at(*rel)
+
+    def oneshot_added(self, space: str, dataset: str, hp: str, seed: int | str, kind: str = "") -> str:
+        """A derived arch's training the benchmark lacked (a train shard of the scoring step)."""
+        rel = f"{space}/{dataset}/hp{hp}/seed{seed}"
+        if kind:
+            return self._at("measured", "oneshot", "added", rel, f"{kind}.parquet")
+        return self._at("oneshot", "added", rel, "epochs.parquet")
 
     # analysis
     def analysis(self, space: str = "{space}") -> str:

@@ -25,7 +25,7 @@ SRC = ROOT / "src"
 PACKAGE = SRC / "nasforge"
 #: stage -> the rule file whose commands it runs (the phase's rules)
 STAGES = {"data": "data", "plan": "plan", "train": "train", "aggregate": "aggregate", "validate": "validate",
-          "search": "search", "analysis": "analysis", "release": "release"}
+          "search": "search", "oneshot": "oneshot", "analysis": "analysis", "release": "release"}
 #: modules that read files shipped beside them
 PACKAGE_DATA = {"nasforge.protocol": "src/nasforge/hyper_opts", "nasforge.data.registry": "src/nasforge/data/splits"}
 #: what every stage reads whatever its rules: the workflow, its configuration schema, the profile, the pins

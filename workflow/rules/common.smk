@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 from nasforge.config import check_params
-from nasforge.paths import AGGREGATE_TABLES, FIGURES, MEASURED_TABLES, PROTOCOLS, SEARCH_FILES, Results
+from nasforge.paths import AGGREGATE_TABLES, FIGURES, MEASURED_TABLES, ONESHOT_FILES, PROTOCOLS, SEARCH_FILES, Results
 from nasforge.release import release_name
 
 # Checked before any job starts (a wrong key or value stops here, naming it and what is allowed),
@@ -41,3 +41,15 @@ def shard_tables(kind=""):
 
 def release_manifest():
     return f"{R.release(release_name(config))}/manifest.json"
+
+
+def oneshot_runs(measured=False):
+    """Every configured weight-sharing search job's table (or its measured seconds)."""
+    o = config["oneshot"]
+    return [R.oneshot_run(m, d, s, measured) for m in o["algorithms"] for d in config["datasets"] for s in o["seeds"]]
+
+
+def oneshot_files():
+    """The oneshot phase's outputs. Written (as empty tables) even when no search is configured: DVC's
+    stage declares them, so they must exist; the release carries them only when searches ran."""
+    return [R.oneshot_file(f) for f in ONESHOT_FILES]

@@ -7,6 +7,7 @@ rule release:
         validation=R.validation_summary(SPACE),
         metrics=R.analysis_metrics(SPACE),
         search=[R.search_file(SPACE, f) for f in SEARCH_FILES],
+        oneshot=oneshot_files(),
     output:
         release_manifest(),
     params:
