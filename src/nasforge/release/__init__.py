@@ -10,6 +10,8 @@
     figures/             the analysis figures and metrics.json (with proxy correlations)
     validation/          validation.json, summary.json, Data Docs
     search/              proxies, NAS algorithm trajectories, summary table and figure
+    oneshot/             weight-sharing searches: per-epoch results scored on the benchmark, the archs
+                         trained for them, summary table and figure (when the build ran any)
     measured/            times.parquet, latency.parquet, arch_times.parquet and their own
                          manifest.json: wall-clock measurements of this build (and the
                          algorithm results, in ``measured/search/``, when the search
@@ -34,7 +36,7 @@ import polars as pl
 import nasforge
 from nasforge.errors import InputError, MissingInputError
 from nasforge.files import CHECKSUM_SUFFIX, checksum_path, read_checked, replace_dir, sha256
-from nasforge.paths import PROTOCOLS
+from nasforge.paths import ONESHOT_FILES, PROTOCOLS
 from nasforge.release.datacard import datacard
 from nasforge.release.manifest import MANIFEST, MEASURED, ReleaseError, verify
 from nasforge.tables import read_metadata
@@ -70,6 +72,7 @@ AGGREGATE_HINT = "rerun the aggregate phase (snakemake phase_aggregate)"
 ANALYSIS_HINT = "rerun the analysis phase (snakemake phase_analysis)"
 VALIDATE_HINT = "rerun the validate phase (snakemake phase_validate)"
 SEARCH_HINT = "rerun the search phase (snakemake phase_search)"
+ONESHOT_HINT = "rerun the oneshot phase (snakemake phase_oneshot)"
 
 
 def _copy_checked(source: Path, target: Path, rewrite_hint: str) -> None:
@@ -109,7 +112,7 @@ def _describe(folder: Path, skip: set[str]) -> dict[str, dict]:
 
 
 def build_release(params: dict, plan: Path, bench: Path, measured: Path, validation: Path, figures: Path,
-                  out_root: Path, search: Path | None = None) -> Path:
+                  out_root: Path, search: Path | None = None, oneshot: Path | None = None) -> Path:
     """Assemble the release folder (atomically) and return it."""
     if not (validation / "summary.json").is_file():
         raise MissingInputError(f"{validation / 'summary.json'}: no passing validation; a release needs one")
@@ -137,6 +140,13 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
             _copy_folder(search, staging / "search", lambda name: (  # not runs/: the suite's jobs' pieces
                 "search" if name == "proxies.parquet" or not measured_search else f"{MEASURED}/search"), recursive=False)
             search_summary = read_checked(search / "summary.md", SEARCH_HINT).decode()
+        oneshot_summary = None
+        if oneshot is not None:
+            for name in ONESHOT_FILES:
+                _copy_checked(oneshot / name, staging / "oneshot" / name, ONESHOT_HINT)
+            seconds = oneshot.parent / MEASURED / "oneshot" / "seconds.parquet"
+            _copy_checked(seconds, staging / MEASURED / "oneshot_seconds.parquet", ONESHOT_HINT)
+            oneshot_summary = (staging / "oneshot" / "summary.md").read_text()
         environments = read_metadata(staging / "tables" / "epochs.parquet").get("environments", [])
         # The CPUs that trained: kept here, not in the manifest, since any x86-64 CPU gives its bytes.
         measured_manifest = {"note": "wall-clock measurements of this build; they differ run to run",
@@ -148,7 +158,7 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
         archs = pl.read_parquet(staging / "tables" / "archs.parquet")
         protocols = json.loads((staging / "tables" / PROTOCOLS).read_text())
         (staging / "DATACARD.md").write_text(datacard(name, params, archs, metrics, summary, environments,
-                                                      protocols, search_summary))
+                                                      protocols, search_summary, oneshot_summary))
         manifest = {
             "name": name, "version": params["release"]["version"], "space": params["space"],
             "nasforge": nasforge.__version__, "code_version": code_version(), "params": params,

@@ -10,7 +10,8 @@ from nasforge.protocol import Protocol
 
 
 def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, validation: dict,
-             environments: list[str], protocols: dict[str, dict], search_summary: str | None = None) -> str:
+             environments: list[str], protocols: dict[str, dict], search_summary: str | None = None,
+             oneshot_summary: str | None = None) -> str:
     """``protocols``: per budget, the epochs and hyper-parameters its shards recorded (``protocols.json``)."""
     train = params["train"]
     n_archs = archs["arch_index"].n_unique()
@@ -56,6 +57,13 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         lines += ["## NAS algorithms on this benchmark", "", body, "",
                   f"Trajectories (one row per evaluation of every run), the summary table and the figure of test "
                   f"accuracy against simulated time are in `{folder}/`.", ""]
+    if oneshot_summary is not None:
+        body = oneshot_summary.split("\n", 1)[1].strip()
+        lines += ["## Weight-sharing NAS on this benchmark", "", body, "",
+                  "Every search's per-epoch rows (derived arch and its true accuracy, supernet losses and accuracies, "
+                  "the architecture distribution and its entropy) are in `oneshot/results.parquet`, the archs trained "
+                  "for it in `oneshot/added_epochs.parquet`, the figure of derived-arch accuracy against search epoch "
+                  "in `oneshot/oneshot_search.png`, search seconds in `measured/oneshot_seconds.parquet`.", ""]
     lines += [
         "## Validation",
         "",
