@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nasforge.errors import InputError
 from nasforge.oneshot.controller import Controller
 from nasforge.oneshot.sss_supernet import CHANNELS, NUM_CHOICES, SizeSupernet, Width
 from nasforge.oneshot.tss_supernet import NUM_EDGES, NUM_OPS, EdgeChoice, TopologySupernet
@@ -63,6 +64,11 @@ _NONE = OPS.index("none")
 ARCH_OPTIMIZER = {name: {"lr": 3e-4, "weight_decay": 1e-3, "eps": 1e-8} for name in ALGORITHMS}
 ARCH_OPTIMIZER["enas"] = {"lr": 1e-3, "weight_decay": 0.0, "eps": 1e-3}
 ARCH_OPTIMIZER["mask_rl"] = {"lr": 3e-4, "weight_decay": 0.0, "eps": 1e-8}
+
+
+def check_algorithm(algorithm: str) -> None:
+    if algorithm not in ALGORITHMS:
+        raise InputError(f"unknown weight-sharing algorithm {algorithm!r}: expected one of {list(ALGORITHMS)}")
 
 
 def space_of(algorithm: str) -> str:
@@ -225,18 +231,29 @@ class CellSearch(Search):
         return format_cell(tuple(OPS[i] for i in ops))
 
 
-class Darts(CellSearch):
+class RelaxedCellSearch(CellSearch):
+    """DARTS and GDAS: every forward (weight step, arch step, evaluation) through the algorithm's own
+    relaxation of the alphas; the derived arch is each edge's argmax."""
+
+    def relaxation(self) -> EdgeChoice:
+        raise NotImplementedError
+
     def weight_logits(self, x):
-        return self.forward(x, self.soft())
+        return self.forward(x, self.relaxation())
 
     def arch_logits(self, x):
-        return self.forward(x, self.soft())
+        return self.forward(x, self.relaxation())
 
     def select(self, valid):
         return self.genotype(), None
 
     def eval_logits(self, x, selected):
-        return self.forward(x, self.soft())
+        return self.forward(x, self.relaxation())
+
+
+class Darts(RelaxedCellSearch):
+    def relaxation(self):
+        return self.soft()
 
     def arch_step(self, base, arch, w_optimizer, a_optimizer):
         if self.name == "darts-v1":
@@ -293,7 +310,7 @@ def unrolled_arch_gradient(search: Darts, base: tuple[torch.Tensor, torch.Tensor
     return unrolled_loss.detach(), logits.detach()
 
 
-class Gdas(CellSearch):
+class Gdas(RelaxedCellSearch):
     def hard(self) -> EdgeChoice:
         """Straight-through Gumbel (xautodl's ``normalize_archp``): the value of ``one_hot - p.detach() + p``
         is one-hot, its gradient that of the softmax p of (log_softmax(alpha) + gumbel) / tau."""
@@ -306,17 +323,8 @@ class Gdas(CellSearch):
         one_hot = torch.zeros_like(probs).scatter_(-1, index, 1.0)
         return EdgeChoice("gdas", weights=one_hot - probs.detach() + probs, index=tuple(index.view(-1).tolist()))
 
-    def weight_logits(self, x):
-        return self.forward(x, self.hard())
-
-    def arch_logits(self, x):
-        return self.forward(x, self.hard())
-
-    def select(self, valid):
-        return self.genotype(), None
-
-    def eval_logits(self, x, selected):
-        return self.forward(x, self.hard())
+    def relaxation(self):
+        return self.hard()
 
 
 class Setn(CellSearch):
@@ -525,14 +533,8 @@ class SizeSearch(Search):
         return self.forward(x, self.widths()[0])
 
     def arch_step(self, base, arch, w_optimizer, a_optimizer):
-        if self.name != "mask_rl":
-            x, y = arch
-            logits = self.forward(x, self.widths()[0])
-            loss = self.criterion(logits, y)
-            a_optimizer.zero_grad()
-            loss.backward()
-            a_optimizer.step()
-            return loss.item(), accuracy(logits, y)
+        if self.name != "mask_rl":  # tas, mask_gumbel: the validation loss through arch_logits
+            return super().arch_step(base, arch, w_optimizer, a_optimizer)
         x, y = arch
         widths, log_probs = self.widths()
         logits = self.forward(x, widths)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nasforge.errors import InputError
-from nasforge.oneshot.algorithms import ALGORITHMS, Settings, space_of
+from nasforge.oneshot.algorithms import Settings, check_algorithm, space_of
 from nasforge.oneshot.darts_pt import PtSettings
 from nasforge.oneshot.search import SearchJob, run_search
 from nasforge.paths import Results
@@ -16,8 +15,7 @@ from nasforge.protocol import Protocol
 def search_job(params: dict, results: Results, algorithm: str, dataset: str, seed: int) -> SearchJob:
     """The job ``params["oneshot"]`` describes for one (algorithm, dataset, seed), at the pipeline's paths."""
     o = params["oneshot"]
-    if algorithm not in ALGORITHMS:
-        raise InputError(f"unknown weight-sharing algorithm {algorithm!r}: expected one of {list(ALGORITHMS)}")
+    check_algorithm(algorithm)  # before space_of and the settings look it up
     settings = Settings(channels=o["channels"], cells_per_stage=o["cells_per_stage"], tau_max=o["tau_max"],
                         tau_min=o["tau_min"], candidates=o["candidates"], controller_steps=o["controller_steps"],
                         controller_aggregate=o["controller_aggregate"])

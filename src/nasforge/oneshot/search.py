@@ -33,7 +33,15 @@ import torch
 from nasforge import numerics
 from nasforge.errors import InputError
 from nasforge.oneshot import darts_pt
-from nasforge.oneshot.algorithms import ALGORITHMS, ARCH_OPTIMIZER, Search, Settings, entropy, make_search, space_of
+from nasforge.oneshot.algorithms import (
+    ARCH_OPTIMIZER,
+    Search,
+    Settings,
+    check_algorithm,
+    entropy,
+    make_search,
+    space_of,
+)
 from nasforge.protocol import Protocol
 from nasforge.spaces import get_space
 from nasforge.tables import write_table
@@ -89,8 +97,7 @@ class SearchJob:
 
 
 def check_job(job: SearchJob) -> None:
-    if job.algorithm not in ALGORITHMS:
-        raise InputError(f"unknown weight-sharing algorithm {job.algorithm!r}: expected one of {list(ALGORITHMS)}")
+    check_algorithm(job.algorithm)
     if job.epochs < 1 or (job.steps_per_epoch is not None and job.steps_per_epoch < 1):
         raise InputError(f"epochs ({job.epochs}) and steps_per_epoch ({job.steps_per_epoch}) must be >= 1")
     if job.pt is not None and not job.algorithm.startswith("darts"):
