@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -266,13 +265,11 @@ def failure_modes(summary: pl.DataFrame) -> list[str]:
         if row["diverged_runs"]:
             notes.append(f"- {name}: {row['diverged_runs']} of {row['runs']} searches diverged (the supernet's "
                          "training loss stopped being finite); recorded with no derived arch.")
-        if row["space"] == "tss" and row["archs"]:
-            ops = Counter(op for arch in row["archs"] for op in get_space("tss").parse(arch))
-            free = sum(ops[op] for op in PARAM_FREE) / len(row["archs"])
-            if free >= 5:
-                notes.append(f"- {name}: collapsed onto parameter-free ops ({free:.1f} of 6 edges none, skip or "
-                             f"pooling; {ops['skip_connect'] / len(row['archs']):.1f} skip connections), the failure "
-                             "NATS-Bench and DARTS-PT report for DARTS.")
+        free = row["param_free_edges_mean"]  # over the runs that did not diverge (None: SSS, or none did)
+        if free is not None and free >= 5:
+            notes.append(f"- {name}: collapsed onto parameter-free ops ({free:.1f} of 6 edges none, skip or "
+                         f"pooling; {row['skip_edges_mean']:.1f} skip connections), the failure "
+                         "NATS-Bench and DARTS-PT report for DARTS.")
     if notes:
         return ["Failure modes seen in this build:", "", *notes]
     return ["Failure modes: no search diverged, and none derived a cell with 5 or more of its 6 edges "
