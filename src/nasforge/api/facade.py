@@ -90,7 +90,7 @@ class _Records(Mapping):
             if any((d, hp, index) in bench._rows for d in bench.datasets):
                 epochs, times, costs = bench.runs(index, hp)
                 records[hp] = arch_record(index, arch, epochs, times, costs, lambda d: space.net_config(
-                    arch, _classes(d)))
+                    arch, _classes(d)), bench.manifest.get("source", {}).get("eval_order"))
         self._cache[index] = records
         if len(self._cache) > RECORD_CACHE:
             self._cache.popitem(last=False)

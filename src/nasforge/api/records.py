@@ -233,9 +233,10 @@ def eval_sets(dataset: str) -> dict[str, str]:
     return {"x-valid": "valid", "ori-test": "test"}
 
 
-def arch_record(index: int, arch: str, epochs, times, costs, config) -> ArchRecord:
+def arch_record(index: int, arch: str, epochs, times, costs, config, eval_order: dict | None = None) -> ArchRecord:
     """An ``ArchRecord`` from one arch's rows under one budget (``Benchmark.runs``); ``config(dataset)``
-    gives the arch's network config on a dataset (NATS-Bench's ``arch_config``)."""
+    gives the arch's network config on a dataset (NATS-Bench's ``arch_config``); ``eval_order``, per dataset,
+    the order an imported source listed its eval sets in (its collection code took them from a set)."""
     record = ArchRecord(index, arch)
     time_of = {(d, s, e): row for d, s, e, *row in times.select(
         "dataset", "seed", "epoch", "train_seconds", "valid_seconds", "test_seconds", "valtest_seconds").iter_rows()}
@@ -274,5 +275,7 @@ def arch_record(index: int, arch: str, epochs, times, costs, config) -> ArchReco
                 if seconds[k + 1] is not None:
                     run.eval_times[key] = seconds[k + 1]
         run.train_times = train_times or None
+        if eval_order and dataset in eval_order:
+            run.eval_names.sort(key=lambda n: eval_order[dataset].index(n) if n in eval_order[dataset] else len(n))
         record.add(run)
     return record

@@ -81,7 +81,8 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
         write_checked(tables / PROTOCOLS, (json.dumps(protocols, indent=2, sort_keys=True) + "\n").encode())
         provenance = {"layout": source.layout, "path": source.path.name, "files": source.files,
                       "weights_skipped": SkippedWeights.count,
-                      "eval_sets": {d: sorted(n) for d, n in sorted(converter.eval_names.items())}}
+                      "eval_sets": {d: sorted(n) for d, n in sorted(converter.eval_names.items())},
+                      "eval_order": dict(sorted(converter.eval_order.items()))}
         (tables / SOURCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
         archs = pl.read_parquet(tables / "archs.parquet")
         figures(archs, staging / "figures")

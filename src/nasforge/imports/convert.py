@@ -92,6 +92,7 @@ class Converter:
         self._run_totals: list[tuple] = []
         self._archs: list[pl.DataFrame] = []
         self.eval_names: dict[str, set[str]] = {}  # per dataset, the eval sets the source recorded
+        self.eval_order: dict[str, list[str]] = {}  # per dataset, their order in the first run (nats_bench answers in it)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
 
@@ -121,6 +122,8 @@ class Converter:
         if unknown:
             raise InputError(f"{where}: eval sets {unknown} are not NATS-Bench's sets of {dataset} ({list(sets)})")
         self.eval_names.setdefault(dataset, set()).update(names)
+        order = self.eval_order.setdefault(dataset, [])
+        order.extend(n for n in names if n not in order)
         b = self._buffers.setdefault((dataset, hp), {c: [] for c in (
             "arch_index", "seed", "epoch", "lr", *METRICS, "diverged", "train_seconds", "valid_seconds",
             "test_seconds", "valtest_seconds")})
