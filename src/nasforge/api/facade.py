@@ -33,8 +33,10 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
+
 from nasforge.api.benchmark import Benchmark, QueryError
-from nasforge.api.records import NATS_DATASETS, ArchRecord, arch_record, eval_sets, nats_mean
+from nasforge.api.records import NATS_DATASETS, ArchRecord, arch_record, eval_sets, nats_mean, nb201_cost
 from nasforge.errors import InputError
 from nasforge.spaces import get_space
 
@@ -120,6 +122,7 @@ class NATSFacade:
 
     _search_space_name = ""
     _full_train_epochs = 0
+    _separator = " & "  # between loss and top1 in printed summaries
 
     def __init__(self, bench: Benchmark, file_path: str | Path | None = None, fast_mode: bool = False,
                  verbose: bool = True) -> None:
@@ -243,7 +246,7 @@ class NATSFacade:
 
     def query_info_str_by_arch(self, arch, hp: str = "12") -> str:
         index = self.query_index_by_arch(arch)
-        return "\n".join(_describe(self._record(index, hp), f"arch-index={index}", self.is_size))
+        return "\n".join(_describe(self._record(index, hp), f"arch-index={index}", self.is_size, self._separator))
 
     def query_by_arch(self, arch, hp: str = "12") -> str:
         return self.query_info_str_by_arch(arch, hp)
@@ -404,7 +407,7 @@ class NATSFacade:
             return
         for record in self.arch2infos_dict[index].values():
             print(">" * 40 + f" {record.get_total_epoch():03d} epochs " + ">" * 40)
-            print("\n".join(_describe(record, test_on_valid=self.is_size)))
+            print("\n".join(_describe(record, test_on_valid=self.is_size, separator=self._separator)))
         print("<" * 40 + "------------" + "<" * 40)
 
 
@@ -447,6 +450,66 @@ class NATStopology(NATSFacade):
         return matrix
 
 
+class NASBench201API(NATStopology):
+    """NAS-Bench-201's API (nas_201_api 2.1's ``NASBench201API``) on an import of an NB-201 ``.pth``: where
+    it answers otherwise than nats_bench 1.8, this answers as NB-201 does (README, fidelity table):
+    params and FLOPs are the mean over seeds, ``get_more_info`` has no ``comment``, ``simulate_train_eval``
+    reads hp 12's latency whatever ``hp`` is asked, ``find_best`` takes ``FLOP_max``/``Param_max`` and
+    compares NB-201's per-seed means, summaries print "loss = ..., top1 = ..."."""
+
+    _separator = ", "
+
+    def __init__(self, file_path_or_dict: str | Path, verbose: bool = True, *, bench: Benchmark | None = None) -> None:
+        bench = bench or Benchmark.open(file_path_or_dict)
+        if bench.space != "tss":
+            raise InputError(f"{file_path_or_dict} is a {bench.space} release; NAS-Bench-201 is the topology space")
+        super().__init__(bench, file_path_or_dict, False, verbose)
+        self.evaluated_indexes = sorted(self.evaluated_indexes)  # NB-201 keeps a sorted list
+
+    def _record(self, arch, hp) -> ArchRecord:
+        record = super()._record(arch, hp)
+        record.cost = nb201_cost
+        for run in record.all_results.values():
+            run.time_mean, run.time_sum = np.mean, np.sum
+        return record
+
+    def get_more_info(self, index, dataset: str, iepoch: int | None = None, hp: str = "12",
+                      is_random: bool | int = True) -> dict:
+        info = super().get_more_info(index, dataset, iepoch, hp, is_random)
+        info.pop("comment", None)
+        return info
+
+    def simulate_train_eval(self, arch, dataset: str, hp: str = "12", account_time: bool = True):
+        """As NB-201's: a random trial's validation accuracy and time, and the latency of hp 12 (NB-201 asks
+        ``get_latency(index, dataset)`` with its default hp)."""
+        if dataset not in ("cifar10", "cifar100", "ImageNet16-120"):
+            raise QueryError(f"Invalid dataset name : {dataset} vs ('cifar10', 'cifar100', 'ImageNet16-120')")
+        index = self.query_index_by_arch(arch)
+        source = "cifar10-valid" if dataset == "cifar10" else dataset
+        info = self.get_more_info(index, source, iepoch=None, hp=hp, is_random=True)
+        valid_acc, time_cost = info["valid-accuracy"], info["train-all-time"] + info["valid-per-time"]
+        latency = self.get_latency(index, dataset)
+        if account_time:
+            self._used_time += time_cost
+        return valid_acc, latency, time_cost, self._used_time
+
+    def find_best(self, dataset: str, metric_on_set: str, FLOP_max: float | None = None,
+                  Param_max: float | None = None, hp: str = "12") -> tuple[int, float | None]:
+        """NB-201's search over every held arch: costs (means over seeds) first, then the mean accuracy."""
+        dataset, setname = _remap(dataset, metric_on_set)
+        best, highest = -1, None
+        for index in sorted(self.evaluated_indexes):
+            record = self._record(index, hp)
+            costs = record.get_compute_costs(dataset)
+            if (FLOP_max is not None and costs["flops"] > FLOP_max) or (
+                    Param_max is not None and costs["params"] > Param_max):
+                continue
+            accuracy = record.get_metrics(dataset, setname)["accuracy"]
+            if best == -1 or highest < accuracy:
+                best, highest = index, accuracy
+        return best, highest
+
+
 class NATSsize(NATSFacade):
     """nats_bench's ``NATSsize`` on a release of the size space."""
 
@@ -454,13 +517,14 @@ class NATSsize(NATSFacade):
     _full_train_epochs = 90
 
 
-def _describe(record: ArchRecord, extra_info=None, test_on_valid: bool = False) -> list[str]:
+def _describe(record: ArchRecord, extra_info=None, test_on_valid: bool = False, separator: str = " & ") -> list[str]:
     """NATS-Bench's printed summary of an arch's results (``print_information``); its size-space
-    version also prints the test set of ``cifar10-valid`` (``test_on_valid``)."""
+    version also prints the test set of ``cifar10-valid`` (``test_on_valid``); NAS-Bench-201's separates
+    loss and top1 with ", " (``separator``)."""
     lines = [record.arch_str, f"datasets : {record.get_dataset_names()}, extra-info : {extra_info}"]
 
     def metric(info: dict) -> str:
-        return f"loss = {info['loss']:.3f} & top1 = {info['accuracy']:.2f}%"
+        return f"loss = {info['loss']:.3f}{separator}top1 = {info['accuracy']:.2f}%"
 
     for dataset in record.get_dataset_names():
         cost = record.get_compute_costs(dataset)
@@ -492,4 +556,6 @@ def create(file_path_or_dict: str | Path, search_space: str, fast_mode: bool = F
     expected = "tss" if cls is NATStopology else "sss"
     if bench.space != expected:
         raise InputError(f"{file_path_or_dict} is a {bench.space} release, not {expected}")
+    if cls is NATStopology and bench.manifest.get("source", {}).get("layout") == "nb201":
+        return NASBench201API(file_path_or_dict, verbose, bench=bench)  # answers as the API of the file's origin
     return cls(bench, file_path_or_dict, fast_mode, verbose)
