@@ -1,3 +1,6 @@
+import os
+import time
+
 import pytest
 
 from helpers import fabricate
@@ -25,3 +28,9 @@ def mnist_tiny(tmp_path_factory, mnist5k_prepared):
     """Data root holding a 160-train / 50 / 50 slice: for determinism checks, not accuracy."""
     return fabricate.mnist_slice(mnist5k_prepared, tmp_path_factory.mktemp("tiny"),
                                  {"train": 16, "valid": 5, "test": 5})
+
+
+def pytest_report_header(config) -> str | None:
+    """On CI (.ci/run sets NASFORGE_CI_T0): how long the set-up took before the first test."""
+    start = os.environ.get("NASFORGE_CI_T0")
+    return f"ci: set-up (Debian packages, venv, pip): {time.time() - float(start):.0f} s" if start else None

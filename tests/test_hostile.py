@@ -402,7 +402,7 @@ def test_a_killed_pipeline_resumes_and_keeps_finished_shards(tmp_path):
     for pid in snakemake_running_in(work):
         os.kill(pid, signal.SIGKILL)
     first.kill()
-    first.wait()
+    first.wait(timeout=60)
     while any(p.exists() for p in parts) and time.time() < deadline:  # the orphaned jobs finish
         time.sleep(0.5)
     shards = sorted(work.glob("results/train/tss/mnist5k/hp01/seed777/shard*.parquet"))

@@ -22,6 +22,7 @@ from nasforge.imports.unpickle import RefusedPickle
 from nasforge.release import verify
 
 nats_bench = pytest.importorskip("nats_bench")
+pytest.importorskip("xautodl", reason="the test sources are made by xautodl: pip install --no-deps xautodl==1.0.0")
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def train(data: Path, out: Path, env: dict[str, str]) -> Path:
            "--archs", "0,123", "--data", str(data / "mnist5k"), "--results", str(out), "--device", "cpu",
            "--threads", "1", "--latency-repeats", "1",
            "--protocol-json", '{"batch_size": 32}']
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     return out / "train/tss/mnist5k/hp01/seed777/shard0.parquet"
 
@@ -102,10 +102,13 @@ def test_an_intel_cpu_model_computes_the_hosts_bytes_when_pinned():
         "host_native": probe(None, "native"), "intel_native": probe("Haswell-v4", "native"),
         "no_avx2": probe("Nehalem-v2", "avx2"),
     }
-    out = {name: (p.communicate(), p.returncode) for name, p in runs.items()}
+    out = {name: (p.communicate(timeout=900), p.returncode) for name, p in runs.items()}
     digest = {name: stdout.strip() for name, ((stdout, _), code) in out.items() if code == 0}
     assert {"host", "intel", "host_native", "intel_native"} <= set(digest), out
     assert digest["intel"] == digest["host"]
-    assert digest["intel_native"] != digest["host_native"]  # unpinned, the Intel model computes other bits
+    if "avx512f" in (numerics.cpu_flags() or ()):
+        # Unpinned, a host with AVX-512 runs kernels the Haswell model lacks: other bits. (On a host whose own
+        # best kernels are AVX2 the two may coincide, so nothing is asserted there: the pin is the promise.)
+        assert digest["intel_native"] != digest["host_native"]
     (stdout, stderr), code = out["no_avx2"]
     assert code != 0 and not stdout.strip(), stderr[-2000:]  # no digest: it computed nothing

@@ -332,9 +332,9 @@ def test_a_killed_search_job_resumes_to_the_same_bytes(mnist_tiny, tmp_path):
                 assert proc.poll() is None, "the job finished before it could be killed"
                 time.sleep(0.05)
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.wait(timeout=60)
             assert checkpoint.is_file() and not os.path.exists(r.oneshot_run("gdas", "mnist5k", 3))
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
         if name == "killed":
             assert "resuming after epoch" in result.stderr
         outputs[name] = open(r.oneshot_run("gdas", "mnist5k", 3), "rb").read()

@@ -187,7 +187,7 @@ def test_workflow_is_lint_clean():
 
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, env=env, capture_output=True,
-                            text=True)
+                            text=True, timeout=600)
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, result.stdout
 
 

@@ -46,7 +46,7 @@ TINY = {
 def workspace(path: Path, params: dict = TINY) -> Path:
     """A fresh copy of the repository (what a clone holds) with the tiny params, as its own git repo."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+                           capture_output=True, check=True, timeout=60).stdout.decode().split("\0")
     for rel in filter(None, files):
         if (ROOT / rel).is_file():
             (path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -54,13 +54,16 @@ def workspace(path: Path, params: dict = TINY) -> Path:
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.email=ci@nasforge", "-c", "user.name=ci"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "workspace"]):
-        subprocess.run(git + cmd, cwd=path, check=True)
+        subprocess.run(git + cmd, cwd=path, check=True, timeout=120)
     return path
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 1500) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    try:
+        result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(f"{cmd} did not finish within {timeout} s:\n{(err.stdout or b'')[-3000:]!r}") from None
     if check and result.returncode:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -91,7 +94,7 @@ def built(tmp_path_factory):
     """Two independent fresh workspaces: one built by `nasforge pipeline` (Snakemake), one by `dvc repro`."""
     snake = workspace(tmp_path_factory.mktemp("snakemake"))
     result = run(["nasforge", "pipeline"], snake)
-    assert f"release: {RELEASE}" in result.stdout
+    assert f"release: {RELEASE}" in result.stdout and "dvc.lock records this build" in result.stdout
     dvc = workspace(tmp_path_factory.mktemp("dvc"))
     run(["dvc", "repro"], dvc)
     return snake, dvc
@@ -101,6 +104,8 @@ def test_release_is_validated_and_verifies(built):
     for root in built:
         run(["nasforge", "release", "verify", RELEASE], root)
         manifest = yaml.safe_load((root / RELEASE / "manifest.json").read_text())
+        name = Path(RELEASE).name  # the folder, the manifest and the data card name one release
+        assert manifest["name"] == name and (root / RELEASE / "DATACARD.md").read_text().startswith(f"# {name}\n")
         assert manifest["files"]["tables/archs.parquet"]["rows"] == 2
         assert manifest["files"]["search/proxies.parquet"]["rows"] == 2
         assert {"search/trajectories.parquet", "search/summary.md", "figures/proxy_correlation.png"} <= set(manifest["files"])
@@ -116,17 +121,23 @@ def test_snakemake_and_dvc_builds_are_byte_identical(built):
     assert a == b
 
 
-def test_second_dvc_repro_does_nothing(built):
-    _, dvc = built
-    assert "Data and pipelines are up to date." in run(["dvc", "repro"], dvc).stdout
+def test_nothing_is_stale_after_either_build(built):
+    for root in built:
+        assert "Data and pipelines are up to date." in run(["dvc", "status", "dvc.yaml"], root).stdout
 
 
-def test_fresh_rebuild_gives_the_same_dvc_lock(built, tmp_path):
-    _, dvc = built
-    again = workspace(tmp_path)
-    run(["dvc", "repro"], again)
-    assert lock_without_measured(again) == lock_without_measured(dvc)
-    assert deterministic_files(again) == deterministic_files(dvc)
+def test_the_pipeline_records_its_build_in_dvc_lock_and_publishes_it(built, tmp_path):
+    """`nasforge pipeline` leaves the dvc.lock a fresh `dvc repro` writes (two independent builds: the same
+    hashes, measured seconds aside), so `release publish` runs right after it, with no second build."""
+    snake, dvc = built
+    assert lock_without_measured(snake) == lock_without_measured(dvc)
+    git = ["git", "-c", "user.email=ci@nasforge", "-c", "user.name=ci"]
+    run([*git, "add", "-A"], snake)
+    run([*git, "commit", "-qm", "the build's dvc.lock"], snake)
+    run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "store")], snake)
+    out = run(["nasforge", "release", "publish", RELEASE, "--remote", "store"], snake).stdout
+    assert "published nasforge-tss-v0.0.1: tag nasforge-tss-v0.0.1" in out, out
+    assert "Data and pipelines are up to date." in run(["dvc", "status", "dvc.yaml"], snake).stdout
 
 
 def test_changing_a_training_param_reruns_train_onward_only(built):
@@ -172,13 +183,14 @@ def test_a_corrupted_shard_blocks_the_release_and_bad_params_are_named(tmp_path)
     assert result.returncode == 1 and "DATACARD.md: sha256 differs" in result.stderr
 
 
+@pytest.mark.timeout(3600)
 def test_the_embedded_build_gives_the_golden_bytes(tmp_path):
     """params.yaml as committed, rebuilt from a fresh copy: every deterministic file has the sha256
     in tests/golden/embedded.sha256, on whatever CPU runs this (the kernels' instruction set is pinned)."""
     from golden.update import GOLDEN, digests, read
 
     root = workspace(tmp_path, yaml.safe_load((ROOT / "params.yaml").read_text()))
-    run(["nasforge", "pipeline"], root)
+    run(["nasforge", "pipeline"], root, timeout=3000)
     expected, actual = read(), digests(root / "results")
     if actual != expected:
         changed = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])

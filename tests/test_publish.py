@@ -31,7 +31,7 @@ def release(tmp_path_factory):
 
 
 def dvc(args: list[str], cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -44,19 +44,19 @@ def project(root: Path, release: Path, remote_url: str, keyfile: Path | None = N
     copy = f"import shutil; shutil.copytree('built/{name}', 'releases/{name}')"
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"release": {
         "cmd": f'"{sys.executable}" -c "{copy}"', "deps": ["built"], "outs": [f"releases/{name}"]}}}))
-    subprocess.run([*GIT, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*GIT, "init", "-q"], cwd=root, check=True, timeout=600)
     dvc(["init", "-q"], root)
     dvc(["remote", "add", "store", remote_url], root)
     if keyfile:
         dvc(["remote", "modify", "store", "keyfile", str(keyfile)], root)
     dvc(["repro", "-q"], root)
     for cmd in (["add", "-A"], ["commit", "-qm", "release built"]):
-        subprocess.run(GIT + cmd, cwd=root, check=True)
+        subprocess.run(GIT + cmd, cwd=root, check=True, timeout=600)
     return root
 
 
 def clone(source: Path, dest: Path) -> Path:
-    subprocess.run(["git", "clone", "-q", str(source), str(dest)], check=True)
+    subprocess.run(["git", "clone", "-q", str(source), str(dest)], check=True, timeout=600)
     shutil.rmtree(dest / "built")  # the stage's input is gone: a fetch that re-ran anything would fail
     return dest
 
@@ -132,15 +132,15 @@ def test_publish_refuses_what_it_cannot_stand_behind(release, tmp_path):
     (root / "dvc.lock").write_text((root / "dvc.lock").read_text() + "\n")
     with pytest.raises(PublishError, match="uncommitted changes"):
         publish(target, "store")
-    subprocess.run(["git", "checkout", "dvc.lock"], cwd=root, check=True)
-    assert not subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True).stdout  # nothing tagged yet
+    subprocess.run(["git", "checkout", "dvc.lock"], cwd=root, check=True, timeout=600)
+    assert not subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True, timeout=600).stdout  # nothing tagged yet
     publish(target, "store")
     with pytest.raises(PublishError, match="is immutable"):
         publish(target, "store")
     fresh = clone(root, tmp_path / "clone")
     (fresh / "note").write_text("x")
-    subprocess.run([*GIT, "add", "note"], cwd=fresh, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "later"], cwd=fresh, check=True)
+    subprocess.run([*GIT, "add", "note"], cwd=fresh, check=True, timeout=600)
+    subprocess.run([*GIT, "commit", "-qm", "later"], cwd=fresh, check=True, timeout=600)
     with pytest.raises(PublishError, match=f"git checkout {release.name}"):
         fetch(release.name, fresh)
     with pytest.raises(PublishError, match="no tag 'other-v1'"):

@@ -135,7 +135,7 @@ def test_code_is_ruff_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is not installed: install the test extra (pip install -e '.[test]')"
     result = subprocess.run([ruff, "check", "src", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True,
-                            check=False)
+                            check=False, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
 
 

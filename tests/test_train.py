@@ -127,7 +127,7 @@ def test_killed_job_resumes_to_the_same_table(mnist_tiny, tmp_path):
            "--hp", "01", "--seed", "777", "--archs", archs, "--data", str(mnist_tiny / "mnist5k"), "--device", "cpu",
            "--latency-repeats", "1"]
     reference_out = tmp_path / "whole"
-    subprocess.run([*cmd, "--results", str(reference_out)], check=True, capture_output=True)
+    subprocess.run([*cmd, "--results", str(reference_out)], check=True, capture_output=True, timeout=600)
 
     out = tmp_path / "killed"
     parts = out / "train/tss/mnist5k/hp01/seed777/shard0.parts"
@@ -138,12 +138,12 @@ def test_killed_job_resumes_to_the_same_table(mnist_tiny, tmp_path):
         assert proc.poll() is None, "the job finished before it could be killed; give it more work"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     done_before = {p.name for p in parts.glob("*.metrics.parquet")}
     assert 2 <= len(done_before) < 6 and not (out / "train/tss/mnist5k/hp01/seed777/shard0.parquet").exists()
     assert not list(parts.glob(".*.tmp"))  # no half-written part is visible under a final name
 
-    result = subprocess.run([*cmd, "--results", str(out)], check=True, capture_output=True, text=True)
+    result = subprocess.run([*cmd, "--results", str(out)], check=True, capture_output=True, text=True, timeout=600)
     assert "wrote" in result.stdout
     resumed = out / "train/tss/mnist5k/hp01/seed777/shard0.parquet"
     whole = reference_out / "train/tss/mnist5k/hp01/seed777/shard0.parquet"

@@ -430,8 +430,35 @@ def pipeline_cmd(
         typer.secho(f"pipeline failed (snakemake exit {code}); logs in results/logs/", err=True, fg=typer.colors.RED)
         raise typer.Exit(code)
     if not targets:
+        _record_in_dvc(params, env)
         release = RESULTS.release(release_name(p))
         typer.echo(f"release: {release} (check it with `nasforge release verify {release}`)")
+
+
+def _record_in_dvc(params: Path, env: dict) -> None:
+    """Record what Snakemake built in dvc.lock (``dvc commit``: hashes, no rerun), so ``dvc status`` is clean
+    and ``release publish`` works right after the build instead of after a second build by ``dvc repro``.
+    DVC's stages version params.yaml's build (``vars: [params.yaml]``), so another params file is not recorded."""
+    import subprocess
+    import sys
+
+    here = Path.cwd()
+    if not (here / "dvc.yaml").is_file() or not (here / ".dvc").is_dir():
+        return  # not a nasforge checkout with DVC: nothing to record in
+    if params.resolve() != (here / "params.yaml").resolve():
+        typer.echo(f"dvc.lock not updated: DVC versions the build of params.yaml, this one used {params}")
+        return
+    try:
+        result = subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "--quiet", "dvc.yaml"], env=env,
+                                capture_output=True, text=True, timeout=1800, check=False)
+    except subprocess.TimeoutExpired:
+        result = None
+    if result is None or result.returncode:
+        why = "timed out" if result is None else (result.stderr or result.stdout).strip()[-300:]
+        typer.secho(f"warning: the build is done, but recording it in dvc.lock failed ({why}); run `dvc commit "
+                    "--force` before `nasforge release publish`", err=True, fg=typer.colors.YELLOW)
+        return
+    typer.echo("dvc.lock records this build (`dvc status` is clean; `nasforge release publish` can run now)")
 
 
 def _recover(base: list[str], env: dict) -> None:

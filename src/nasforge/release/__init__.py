@@ -142,8 +142,8 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
             search_summary = read_checked(search / "summary.md", SEARCH_HINT).decode()
         oneshot_summary = None
         if oneshot is not None:
-            for name in ONESHOT_FILES:
-                _copy_checked(oneshot / name, staging / "oneshot" / name, ONESHOT_HINT)
+            for file in ONESHOT_FILES:
+                _copy_checked(oneshot / file, staging / "oneshot" / file, ONESHOT_HINT)
             seconds = oneshot.parent / MEASURED / "oneshot" / "seconds.parquet"
             _copy_checked(seconds, staging / MEASURED / "oneshot_seconds.parquet", ONESHOT_HINT)
             oneshot_summary = (staging / "oneshot" / "summary.md").read_text()
