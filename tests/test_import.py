@@ -395,3 +395,94 @@ def test_nb201_import_answers_as_nas_201_api(nb201):
             for limits in ({}, {"FLOP_max": 20.0}, {"Param_max": 0.2}, {"FLOP_max": 1.0}):
                 agree(theirs, ours, lambda api: api.find_best(dataset, metric, hp="200", **limits),  # noqa: B023
                       f"find_best {dataset} {metric} {limits}")
+
+
+# --- trained weights: NATS-Bench's "full" files and NB-201's .pth --------------------------------------------
+def same_weights(expected, got, where: str) -> None:
+    """Two state dicts: the same keys in the same order, every tensor bit for bit."""
+    import torch
+
+    assert list(expected) == list(got), where
+    for key, tensor in expected.items():
+        assert got[key].dtype == tensor.dtype and torch.equal(got[key], tensor), (where, key)
+
+
+@pytest.fixture(scope="module")
+def full_import(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("full")
+    source = ns.simple_folder(root / "src", archs=ns.WEIGHT_ARCHS, weights=True)
+    summary = import_release(source, "tss", root / "nats-tss-full", weights=True)
+    assert summary["weights_runs"] == sum(len(s) - (i == ns.NO_999 and hp == "200") for i in ns.WEIGHT_ARCHS
+                                          for hp, datasets in ns.HPS.items() for s in datasets.values())
+    return source, Path(summary["release"])
+
+
+def test_weights_are_served_as_nats_bench_serves_them_and_give_the_recorded_accuracy(full_import):
+    source, release = full_import
+    theirs = nats_bench.create(str(source), "tss", fast_mode=True, verbose=False)
+    ours = create(release, "tss", verbose=False)
+    for index in ns.WEIGHT_ARCHS:
+        theirs._prepare_info(index)
+        for hp, datasets in ns.HPS.items():
+            for dataset in datasets:
+                expected, got = (api.get_net_param(index, dataset, None, hp) for api in (theirs, ours))
+                assert list(expected) == list(got)
+                for seed, state in expected.items():
+                    same_weights(state, got[seed], f"{index} {dataset} {hp} {seed}")
+                    same_weights(state, ours.get_net_param(index, dataset, seed, hp), f"seed {seed}")
+                    # get_net_config's network (xautodl's own) with these weights scores what the file recorded
+                    net = ns.network("tss", ours[index], ns.CLASSES[dataset])
+                    assert ours.get_net_config(index, dataset) == ns.net_config("tss", ours[index], ns.CLASSES[dataset])
+                    net.load_state_dict(got[seed])
+                    recorded = ours.query_meta_info_by_index(index, hp).get_metrics(dataset, "ori-test", is_random=seed)
+                    assert ns.accuracy(net, dataset) == recorded["accuracy"]
+    manifest = json.loads((release / "manifest.json").read_text())
+    files = [f for f in manifest["files"] if f.startswith("weights/")]
+    assert files and "tables/weights.parquet" in manifest["files"] and verify(release) == []
+    assert "Trained weights:" in (release / "DATACARD.md").read_text()
+
+
+def test_an_altered_weights_file_is_refused(full_import, tmp_path):
+    from nasforge.api.benchmark import ReleaseError
+
+    _, release = full_import
+    copy = tmp_path / release.name
+    shutil.copytree(release, copy)
+    victim = sorted((copy / "weights").iterdir())[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 1
+    victim.write_bytes(bytes(data))
+    ours = create(copy, "tss", verbose=False)
+    table = pl.read_parquet(copy / "tables" / "weights.parquet").filter(pl.col("sha256") == victim.stem)
+    row = table.row(0, named=True)
+    with pytest.raises(ReleaseError, match="sha256 differs from the manifest"):
+        ours.get_net_param(row["arch_index"], row["dataset"], row["seed"], row["hp"])
+    assert any(victim.name in problem for problem in verify(copy))
+
+
+def test_without_weights_asked_for_a_full_file_imports_its_metrics_only(full_import, tmp_path):
+    source, release = full_import
+    summary = import_release(source, "tss", tmp_path / "metrics-only")
+    assert summary["weights_runs"] == 0 and summary["weights_skipped"] > 0
+    assert not (tmp_path / "metrics-only" / "weights").exists()
+    assert create(tmp_path / "metrics-only", "tss").get_net_param(ns.ALL_NONE, "cifar10", 777, "200") is None
+    for table in ("archs", "epochs", "run_costs"):  # the metrics are the same with or without the weights
+        assert pl.read_parquet(tmp_path / "metrics-only" / "tables" / f"{table}.parquet").equals(
+            pl.read_parquet(release / "tables" / f"{table}.parquet"))
+
+
+def test_nb201_weights_are_served_as_nas_201_api_serves_them(tmp_path):
+    import torch
+
+    nas_201_api = pytest.importorskip("nas_201_api")
+    source = ns.nb201_file(tmp_path / "src", archs=ns.WEIGHT_ARCHS, weights=True)
+    release = import_release(source, "tss", tmp_path / "nb201-full", weights=True)["release"]
+    theirs = nas_201_api.NASBench201API(torch.load(source, map_location="cpu", weights_only=False), verbose=False)
+    ours = create(release, "tss", verbose=False)
+    for index in ns.WEIGHT_ARCHS:
+        for hp in ("12", "200"):
+            for dataset in ns.SETS:
+                expected, got = (api.get_net_param(index, dataset, None, hp) for api in (theirs, ours))
+                assert list(expected) == list(got)
+                for seed, state in expected.items():
+                    same_weights(state, got[seed], f"{index} {dataset} {hp} {seed}")

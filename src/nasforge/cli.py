@@ -648,14 +648,17 @@ def import_cmd(
     out: Annotated[Path, typer.Option("--out", help="The release folder to write (replaced only once the import succeeds).")],
     space: Annotated[str, typer.Option("--space", callback=_space_name, help="tss or sss (NAS-Bench-201 is tss).")] = "tss",
     version: Annotated[str, typer.Option("--version", help="The release's version.")] = "1.0.0",
+    weights: Annotated[bool, typer.Option("--weights", help="Also import the trained weights of NATS-Bench's "
+                                                            "\"full\" files and NB-201's .pth (served by get_net_param).")] = False,
 ) -> None:
     """Import phase: convert a published NATS-Bench / NAS-Bench-201 benchmark into an audited release."""
     from nasforge.imports import import_release
 
-    summary = import_release(source, space, out, version)
+    summary = import_release(source, space, out, version, weights=weights)
     found = {k: v for k, v in summary["findings"].items() if v}
     typer.echo(f"release ready: {summary['release']} ({summary['archs']} archs, {summary['rows']} results"
-               + (f", {summary['weights_skipped']} weight tensors skipped" if summary["weights_skipped"] else "") + ")")
+               + (f", {summary['weights_skipped']} weight tensors skipped" if summary["weights_skipped"] else "")
+               + (f", weights of {summary['weights_runs']} runs" if summary["weights_runs"] else "") + ")")
     typer.echo("audit findings (archs): " + (", ".join(f"{k} {v}" for k, v in found.items()) or "none"))
 
 

@@ -33,6 +33,7 @@ from nasforge.release.manifest import (
 from nasforge.schema import METRICS, RUN_COSTS_SCHEMA, RUN_KEYS, RUN_TIMES_SCHEMA
 from nasforge.spaces import get_space
 from nasforge.tables import decode
+from nasforge.weights import WEIGHTS_SCHEMA, WEIGHTS_TABLE, load_weights, weights_file
 
 Reader = Callable[[Path], bytes]
 IMPORT_KEY = "source"  # a release's manifest names its source when it was imported, not built
@@ -205,6 +206,29 @@ class Benchmark:
     def imported(self) -> bool:
         """Whether the release was imported from a published benchmark (``nasforge import``), not built."""
         return IMPORT_KEY in self.manifest
+
+    @cached_property
+    def _weights(self) -> dict[tuple[str, str, int, int], str]:
+        """(dataset, hp, arch, seed) -> sha256 of its weights file; empty where the release holds no weights."""
+        path = self._epochs_path.parent / WEIGHTS_TABLE
+        if path.relative_to(self.root).as_posix() not in self.manifest.get("files", {}):
+            return {}
+        table = decode(self._read(path), path)
+        check_schema(table, WEIGHTS_SCHEMA, path)
+        return {(d, h, i, s): sha for d, h, i, s, sha in table.select(
+            "dataset", "hp", "arch_index", "seed", "sha256").iter_rows()}
+
+    def has_weights(self, dataset: str, hp: str, arch: str | int, seed: int) -> bool:
+        return (dataset, hp, self.index_of(arch), int(seed)) in self._weights
+
+    def weights(self, dataset: str, hp: str, arch: str | int, seed: int):
+        """One run's trained state dict (torch tensors), read now and verified (manifest and content address);
+        None where the release holds no weights for it. Nothing is cached: weights are large and rarely asked."""
+        sha = self._weights.get((dataset, hp, self.index_of(arch), int(seed)))
+        if sha is None:
+            return None
+        path = self.root / weights_file(sha)
+        return load_weights(self._read(path), sha, path)
 
     def _checked(self, path: Path) -> Path:
         """``path`` once its bytes have matched their record (hashed once per file, then scanned)."""

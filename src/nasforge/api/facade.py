@@ -20,8 +20,10 @@ fidelity table):
 - A built release's times are its measured seconds; it measured one
   evaluation pass per epoch over all splits, which stands for each split's
   ``*-per-time``. Its latency is the measured batch-256 latency in seconds.
-- ``get_net_param`` gives ``None`` (releases hold no weights, as NATS-Bench's
-  "simple" files); ``show(-1)`` prints a summary instead of every arch.
+- ``get_net_param`` reads a run's weights from the release's ``weights/`` on
+  each call (a release imported with ``--weights`` or built with
+  ``train.save_weights``), and gives ``None`` where it holds metrics only, as
+  NATS-Bench's "simple" files; ``show(-1)`` prints a summary instead of every arch.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +96,9 @@ class _Records(Mapping):
                 epochs, times, costs = bench.runs(index, hp)
                 records[hp] = arch_record(index, arch, epochs, times, costs, lambda d: space.net_config(
                     arch, _classes(d)), bench.manifest.get("source", {}).get("eval_order"))
+                for (dataset, seed), run in records[hp].all_results.items():
+                    if bench.has_weights(dataset, hp, index, seed):
+                        run.weights = partial(bench.weights, dataset, hp, index, seed)
         self._cache[index] = records
         if len(self._cache) > RECORD_CACHE:
             self._cache.popitem(last=False)
@@ -390,7 +396,8 @@ class NATSFacade:
         return self._space.net_config(self.meta_archs[index], _classes(dataset))
 
     def get_net_param(self, index, dataset: str, seed: int | None, hp: str = "12"):
-        """None (or {seed: None}): a release holds metrics, not trained weights, as NATS-Bench's simple files."""
+        """The trained state dict of seed ``seed`` (or {seed: state dict} for None), read from the release's
+        ``weights/`` when asked, as nats_bench's full files give it; None where the release holds metrics only."""
         return self._record(index, hp).get_net_param(dataset, seed)
 
     def show(self, index: int = -1) -> None:

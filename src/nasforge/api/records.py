@@ -6,9 +6,9 @@ as its ``ResultsCount``: the same methods, the same keys, the same arithmetic
 random trial is drawn with the same calls to ``random``), so a NATS-style
 script gets the same numbers from a nasforge release as from NATS-Bench's own
 files. They are built per (arch, budget) from the release's rows on the first
-query (the release is the data; these are views of it), so they hold no
-trained weights: ``get_net_param`` gives ``None``, as NATS-Bench's "simple"
-files do.
+query (the release is the data; these are views of it). They hold no
+trained weights: ``get_net_param`` reads them from the release's ``weights/``
+when it has them, and gives ``None`` otherwise, as NATS-Bench's "simple" files do.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class RunRecord:
         self.params, self.flop, self.latency = params, flop, latency
         self.arch_config = arch_config
         self.net_state_dict = None
+        self.weights = None  # a loader of the trained state dict, where the release holds one
         self.train_acc1es: dict[int, float] = {}
         self.train_acc5es = None
         self.train_losses: dict[int, float] = {}
@@ -88,7 +89,8 @@ class RunRecord:
         return -1.0 if self.latency is None else sum(self.latency) / len(self.latency)
 
     def get_net_param(self, clone: bool = False):
-        return None
+        """The trained state dict where the release holds it (read from its file on each call), else None."""
+        return None if self.weights is None else self.weights()
 
     def get_config(self, str2structure=None) -> dict:
         config = copy.deepcopy(self.arch_config)
@@ -231,12 +233,13 @@ class ArchRecord:
         return self.all_results[(dataset, seed)]
 
     def get_net_param(self, dataset: str, seed: int | None = None):
-        """None: a release holds metrics, not trained weights (as NATS-Bench's "simple" files)."""
+        """The trained weights of one trial (a seed) or of all ({seed: state dict}); None where the release
+        holds metrics only (as NATS-Bench's "simple" files)."""
         if seed is None:
-            return {s: None for s in self.dataset_seed[dataset]}
+            return {s: self.all_results[(dataset, s)].get_net_param() for s in self.dataset_seed[dataset]}
         if (dataset, seed) not in self.all_results:
             raise ValueError(f"key={(dataset, seed)} not in {list(self.all_results)}")
-        return None
+        return self.all_results[(dataset, seed)].get_net_param()
 
     def clear_params(self) -> None:
         self.clear_net_done = True

@@ -31,6 +31,7 @@ from nasforge.protocol import Protocol
 from nasforge.release.manifest import MANIFEST, MEASURED
 from nasforge.schema import NATS_BUDGETS, epochs_of
 from nasforge.spaces import get_space
+from nasforge.weights import WeightsWriter
 
 SOURCE_FILE = "source.json"
 
@@ -48,14 +49,15 @@ def _check_meta(meta_archs: list[str], space: str, path: Path) -> None:
 
 
 def import_release(source_path: Path | str, space: str, out: Path | str, version: str = "1.0.0",
-                   settings: AuditSettings | None = None, chunk: int = 256) -> dict:
-    """Convert, audit and publish ``source_path`` as the release folder ``out``; return its summary."""
+                   settings: AuditSettings | None = None, chunk: int = 256, weights: bool = False) -> dict:
+    """Convert, audit and publish ``source_path`` as the release folder ``out``; return its summary.
+    ``weights``: also import the trained weights "full" files and NB-201's ``.pth`` carry (``weights/``)."""
     from nasforge.analysis import figures, headline
     from nasforge.release import code_version
     from nasforge.release.datacard import import_datacard
 
     out = Path(out)
-    source = open_source(source_path)  # a refused pickle stops here, before anything is written
+    source = open_source(source_path, weights)  # a refused pickle stops here, before anything is written
     _check_meta(source.meta_archs, space, source.path)
     staging = out.parent / f".{out.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -63,6 +65,8 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
     try:
         tables = staging / "tables"
         converter = Converter(space, staging / ".parts", chunk)
+        stored = WeightsWriter(staging)
+        dropped = 0  # tensors a .pth held that were not asked for
         for index, by_hp in source.archs():
             if not 0 <= index < len(source.meta_archs):
                 raise InputError(f"{source.path}: arch {index} is outside the {len(source.meta_archs)} archs of its "
@@ -72,15 +76,25 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
                 if arch is not None and arch != source.meta_archs[index]:
                     raise InputError(f"{source.path}: arch {index} [{hp}] says {arch!r} but meta_archs has "
                                      f"{source.meta_archs[index]!r}")
+                for (dataset, seed), run in state["all_results"].items():
+                    trained = run.get("net_state_dict") if isinstance(run, dict) else None
+                    if isinstance(trained, dict) and trained:
+                        if weights:
+                            stored.add(str(dataset), str(hp), index, int(seed), trained,
+                                       f"{source.path} arch {index} [{hp}][{dataset}, {seed}]")
+                        else:  # a pickle's tensors were skipped unread (counted there); a .pth's were loaded
+                            dropped += sum(v is not None and not isinstance(v, SkippedWeights) for v in trained.values())
+                        run["net_state_dict"] = None  # each run's tensors freed once stored
             converter.add(index, source.meta_archs[index], by_hp, f"{source.path} arch {index}")
         meta = {"space": space, "source": source.layout}
         converter.finish(tables, meta)
+        weight_runs = stored.finish(tables)
         budgets = sorted(pl.read_parquet(tables / "archs.parquet", columns=["hp"])["hp"].unique().to_list(), key=int)
         protocols = {hp: {"epochs": epochs_of(hp), "protocol": Protocol.nats(hp).as_dict()}
                      for hp in budgets if hp in NATS_BUDGETS}
         write_checked(tables / PROTOCOLS, (json.dumps(protocols, indent=2, sort_keys=True) + "\n").encode())
         provenance = {"layout": source.layout, "path": source.path.name, "files": source.files,
-                      "weights_skipped": SkippedWeights.count,
+                      "weights_skipped": SkippedWeights.count + dropped, "weights_runs": weight_runs,
                       "eval_sets": {d: sorted(n) for d, n in sorted(converter.eval_names.items())},
                       "eval_order": dict(sorted(converter.eval_order.items()))}
         (tables / SOURCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
@@ -109,7 +123,7 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"release": str(out), "archs": archs["arch_index"].n_unique(), "rows": archs.height,
-            "weights_skipped": provenance["weights_skipped"],
+            "weights_skipped": provenance["weights_skipped"], "weights_runs": provenance["weights_runs"],
             "findings": {k: v["archs"] for k, v in found["findings"].items()}}
 
 

@@ -45,13 +45,14 @@ class Source:
     meta_archs: list[str]
     files: list[dict] = field(default_factory=list)  # provenance, in the order read
     _single: dict | None = None
+    weights: bool = False  # rebuild the trained weights of "full" files (else they are skipped unread)
 
     def archs(self) -> Iterator[tuple[int, dict[str, dict]]]:
         """(index, {hp: ArchResults state}) for every arch the source holds, in index order."""
         if self.layout == "nats-simple":
             for index, path in _arch_files(self.path):
                 self.files.append(file_record(path))
-                data = load_pickle(path)
+                data = load_pickle(path, weights=self.weights)
                 if not isinstance(data, dict):
                     raise InputError(f"{path}: holds a {type(data).__name__}, expected NATS-Bench's {{hp: results}} dict")
                 yield index, _by_hp(data, path)
@@ -78,8 +79,9 @@ def _arch_files(folder: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def open_source(path: Path | str) -> Source:
-    """Detect the layout of ``path`` and read its meta data (for a single file: all of it)."""
+def open_source(path: Path | str, weights: bool = False) -> Source:
+    """Detect the layout of ``path`` and read its meta data (for a single file: all of it); ``weights``:
+    rebuild the trained weights a "full" file carries."""
     path = Path(path)
     if not path.exists():
         raise MissingInputError(f"{path}: no such file or folder; give a NATS-Bench simple folder, a NATS-Bench "
@@ -92,18 +94,18 @@ def open_source(path: Path | str) -> Source:
         meta = load_pickle(meta_path)
         if not (isinstance(meta, dict) and isinstance(meta.get("meta_archs"), list)):
             raise InputError(f"{meta_path}: no 'meta_archs' list; not a NATS-Bench meta file")
-        source = Source(path, "nats-simple", [str(a) for a in meta["meta_archs"]])
+        source = Source(path, "nats-simple", [str(a) for a in meta["meta_archs"]], weights=weights)
         source.files.append(file_record(meta_path))
         return source
     if path.name.endswith(".pth"):
         data, layout = load_pth(path), "nb201"
     elif path.name.endswith((".pickle.pbz2", ".pbz2", ".pickle")):
-        data, layout = load_pickle(path), "nats-file"
+        data, layout = load_pickle(path, weights=weights), "nats-file"
     else:
         raise InputError(f"{path}: unknown format; expected a folder, *.pickle.pbz2 (NATS-Bench) or *.pth (NAS-Bench-201)")
     keys = ("meta_archs", "arch2infos", "evaluated_indexes")
     if not isinstance(data, dict) or any(k not in data for k in keys):
         raise InputError(f"{path}: expected a dict with {list(keys)}; not a NATS-Bench or NAS-Bench-201 file")
-    source = Source(path, layout, [str(a) for a in data["meta_archs"]], _single=data)
+    source = Source(path, layout, [str(a) for a in data["meta_archs"]], _single=data, weights=weights)
     source.files.append(file_record(path))
     return source

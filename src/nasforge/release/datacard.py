@@ -168,7 +168,11 @@ def import_datacard(name: str, space: str, provenance: dict, archs: pl.DataFrame
         f"- {len(files)} file(s) read, {sum(f['bytes'] for f in files):,} bytes; each file's name, size and sha256 "
         "are in `tables/source.json`"
         + (f" (first: `{files[0]['name']}` {files[0]['sha256']})." if files else "."),
-        f"- Trained weights skipped: {provenance['weights_skipped']} tensor(s) (a release holds metrics only).",
+        (f"- Trained weights: {provenance['weights_runs']} run(s) in `weights/` (one safetensors file per run, named "
+         "by its sha256; `tables/weights.parquet` maps runs to files; `get_net_param` serves them)."
+         if provenance.get("weights_runs") else
+         f"- Trained weights skipped: {provenance['weights_skipped']} tensor(s) (`nasforge import --weights` keeps "
+         "them)."),
         "- Eval sets recorded per dataset: " + "; ".join(f"{d}: {', '.join(n)}" for d, n in provenance["eval_sets"].items()),
         "- Protocol (NATS-Bench's hyper-opts, `tables/protocols.json`):",
         *_protocol_lines(protocols),
