@@ -4,6 +4,7 @@ import time
 import pytest
 
 from helpers import fabricate
+from helpers.pipeline import RELEASE, run, workspace
 from nasforge.data import prepare
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -34,3 +35,16 @@ def pytest_report_header(config) -> str | None:
     """On CI (.ci/run sets NASFORGE_CI_T0): how long the set-up took before the first test."""
     start = os.environ.get("NASFORGE_CI_T0")
     return f"ci: set-up (Debian packages, venv, pip): {time.time() - float(start):.0f} s" if start else None
+
+
+@pytest.fixture(scope="session")
+def tiny_builds(tmp_path_factory):
+    """Two independent fresh workspaces of the tiny configuration (helpers/pipeline.py): one built by
+    `nasforge pipeline` (Snakemake), one by `dvc repro`. Built once a session: the pipeline and SLURM tests
+    compare against them; a test that changes one owns that change (test_pipeline.py says which)."""
+    snake = workspace(tmp_path_factory.mktemp("snakemake"))
+    result = run(["nasforge", "pipeline"], snake)
+    assert f"release: {RELEASE}" in result.stdout and "dvc.lock records this build" in result.stdout
+    dvc = workspace(tmp_path_factory.mktemp("dvc"))
+    run(["dvc", "repro"], dvc)
+    return snake, dvc

@@ -5,7 +5,6 @@ finished, and the release has the bytes of a local run (every file but the measu
 Needs root and Debian's slurm-wlm and munge (.ci/run installs them); skips, saying why, without them.
 """
 
-import copy
 import os
 import shutil
 import subprocess
@@ -15,16 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline import RELEASE, ROOT, TINY, deterministic_files, run, workspace
+from helpers.pipeline import RELEASE, ROOT, TINY, deterministic_files, run, workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 SCRIPT = ROOT / "workflow/cluster/local-slurm.sh"
 PROFILE = "workflow/profiles/slurm-cpu"
-# One shard of four archs: a job long enough to be killed after its first arch and before its last.
-SHARD = copy.deepcopy(TINY)
-SHARD["plan"] = {**TINY["plan"], "archs": 4, "shards": 1}
-SHARD["oneshot"] = {"algorithms": []}  # the oneshot phase with no search: its empty tables, and a shorter run
+# The tiny configuration: one shard of two archs, a job long enough to be killed after its first arch; its
+# local build is the session's (conftest.py's tiny_builds), so this test builds only on the cluster.
+assert TINY["plan"]["shards"] == 1 and TINY["plan"]["archs"] >= 2
 PARTS = "results/train/tss/mnist5k/hp01/seed777/shard0.parts"
 
 
@@ -62,8 +60,8 @@ def comparable(root: Path) -> dict[str, str]:
     return {k: v for k, v in deterministic_files(root).items() if not k.startswith("results/logs/")}
 
 
-def test_pipeline_on_slurm_resumes_a_scancelled_job_and_matches_a_local_run(cluster, tmp_path):
-    root = workspace(tmp_path / "cluster", SHARD)
+def test_pipeline_on_slurm_resumes_a_scancelled_job_and_matches_a_local_run(cluster, tiny_builds, tmp_path):
+    root = workspace(tmp_path / "cluster", TINY)
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     before = {job for job, _, _ in slurm_jobs()}
     pipeline = subprocess.Popen(["nasforge", "pipeline", "--profile", PROFILE], cwd=root, env=env,
@@ -92,12 +90,11 @@ def test_pipeline_on_slurm_resumes_a_scancelled_job_and_matches_a_local_run(clus
     trains = [(j, s) for j, c, s in jobs if c.startswith("rule_train")]
     assert (killed[0], "CANCELLED") in trains and any(s == "COMPLETED" for _, s in trains), trains
     log = (root / "results/logs/train/tss/mnist5k/hp01/seed777/shard0.log").read_text()
-    kept = int(log.split("resuming; ")[1].split(" of 4")[0])
+    kept = int(log.split("resuming; ")[1].split(f" of {TINY['plan']['archs']}")[0])
     assert kept >= killed[1] >= 1, log  # the resubmitted job kept every arch finished before the kill
     run(["nasforge", "release", "verify", RELEASE], root)
 
-    local = workspace(tmp_path / "local", SHARD)
-    run(["nasforge", "pipeline"], local)
+    local, _ = tiny_builds  # the same configuration built by `nasforge pipeline` on this machine
     cluster_files, local_files = comparable(root), comparable(local)
     assert cluster_files.keys() == local_files.keys()
     differing = sorted(k for k in cluster_files if cluster_files[k] != local_files[k])

@@ -4,10 +4,6 @@ Slow (minutes): real training of two archs on mnist5k in fresh copies of the
 repository. Deselect with -m "not slow" for a quick local run.
 """
 
-import hashlib
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,89 +11,17 @@ import polars as pl
 import pytest
 import yaml
 
+from helpers.pipeline import RELEASE, ROOT, TINY, deterministic_files, lock_without_measured, run, workspace
 from nasforge.schema import SHARD_KEYS as KEYS
 from nasforge.tables import read_metadata, write_table
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-RELEASE = "results/release/nasforge-tss-v0.0.1"
-TINY = {
-    "release": {"name": "nasforge", "version": "0.0.1"},
-    "space": "tss",
-    "datasets": ["mnist5k"],
-    "sources": {},
-    "plan": {"archs": 2, "sample_seed": 0, "shards": 2, "include": [
-        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"]},
-    "train": {"budgets": ["01"], "seeds": [777], "engine": "reference", "device": "cpu", "threads": 1,
-              "latency_repeats": 1, "protocol": {"batch_size": 128}},
-    "validate": {"chance_tolerance": 2.0, "isomorphic_tolerance": 5.0, "seed_spread_max": 20.0,
-                 "seed_spread_median_max": 10.0},
-    "search": {"algorithms": ["random", "rea", "reinforce", "bohb", "local", "naswot"], "runs": 2,
-               "time_model": "flops", "gflops": 100.0, "time_budget": {"mnist5k": 5.0}, "naswot_samples": 2,
-               "proxies": {"batch_size": 8}},
-    # One weight-sharing search of two steps: its derived arch (not among the two above) is trained and scored.
-    "oneshot": {"algorithms": ["random"], "seeds": [777], "epochs": {"tss": 1}, "steps_per_epoch": 2,
-                "cells_per_stage": 1, "eval_batch_size": 50, "candidates": 2},
-}
 
-
-def workspace(path: Path, params: dict = TINY) -> Path:
-    """A fresh copy of the repository (what a clone holds) with the tiny params, as its own git repo."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, check=True, timeout=60).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (path / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, path / rel)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.email=ci@nasforge", "-c", "user.name=ci"]
-    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "workspace"]):
-        subprocess.run(git + cmd, cwd=path, check=True, timeout=120)
-    return path
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 1500) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    try:
-        result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        raise AssertionError(f"{cmd} did not finish within {timeout} s:\n{(err.stdout or b'')[-3000:]!r}") from None
-    if check and result.returncode:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def deterministic_files(root: Path) -> dict[str, str]:
-    """sha256 of every file under results/ except the measured ones (wall-clock seconds)."""
-    out = {}
-    for path in sorted((root / "results").rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_file() and "measured" not in rel.split("/") and path.name != ".gitignore":
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-def lock_without_measured(root: Path) -> dict:
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    for stage in lock["stages"].values():
-        for key in ("deps", "outs"):
-            for entry in stage.get(key, []):
-                if "measured" in entry["path"].split("/"):
-                    entry.update(md5="(measured)", size=0)
-    return lock
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Two independent fresh workspaces: one built by `nasforge pipeline` (Snakemake), one by `dvc repro`."""
-    snake = workspace(tmp_path_factory.mktemp("snakemake"))
-    result = run(["nasforge", "pipeline"], snake)
-    assert f"release: {RELEASE}" in result.stdout and "dvc.lock records this build" in result.stdout
-    dvc = workspace(tmp_path_factory.mktemp("dvc"))
-    run(["dvc", "repro"], dvc)
-    return snake, dvc
+@pytest.fixture
+def built(tiny_builds):
+    """The session's two builds of the tiny configuration (conftest.py): (Snakemake's, DVC's)."""
+    return tiny_builds
 
 
 def test_release_is_validated_and_verifies(built):
@@ -112,6 +36,37 @@ def test_release_is_validated_and_verifies(built):
         assert manifest["files"]["oneshot/results.parquet"]["rows"] == 1  # one search of one epoch
         assert manifest["files"]["oneshot/added_epochs.parquet"]["rows"] == 1  # its arch, trained 1 epoch, 1 seed
         assert (root / "results/validate/tss/summary.json").is_file()
+
+
+def test_a_build_that_saves_weights_serves_them_and_they_give_its_accuracy(built):
+    """train.save_weights (on in the tiny configuration): each run's trained weights travel shard ->
+    aggregate -> release, `get_net_param` serves them, and evaluated again they give the test accuracy
+    the release recorded, to the image."""
+    import torch
+
+    from nasforge.api import create
+    from nasforge.train import environment
+    from nasforge.train.reference import evaluate, make_network
+    from nasforge.train.splits import load_splits
+
+    snake, _ = built
+    api = create(snake / RELEASE, "tss", verbose=False)
+    splits = load_splits(snake / "results/data/mnist5k", torch.device("cpu"))
+    threads = torch.get_num_threads()
+    environment.pin(1)  # as the train job evaluated
+    try:
+        for index in sorted(api.evaluated_indexes):
+            state = api.get_net_param(index, "mnist5k", 777, "01")
+            net = make_network("tss", index, 0, splits, torch.device("cpu"))  # other initial weights, replaced
+            net.load_state_dict(state)
+            _, correct, n = evaluate(net, *splits.evals["test"], splits, 256)
+            recorded = api.get_more_info(index, "mnist5k", hp="01", is_random=777)["test-accuracy"]
+            assert 100.0 * correct / n == recorded, (index, correct, n, recorded)
+    finally:
+        torch.set_num_threads(threads)
+    manifest = yaml.safe_load((snake / RELEASE / "manifest.json").read_text())
+    assert manifest["files"]["tables/weights.parquet"]["rows"] == 2
+    assert sum(f.startswith("weights/") for f in manifest["files"]) == 2
 
 
 def test_snakemake_and_dvc_builds_are_byte_identical(built):

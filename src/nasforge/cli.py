@@ -167,6 +167,8 @@ def train_shard_cmd(
                       "groups, or packed here, trained as one computation).")] = "reference",
     results: Annotated[Path, typer.Option("--results", help="Root the default paths of --data, --out, --timing-out "
                        "and --cost-out lie under (laid out as nasforge.paths says).")] = Path("results"),
+    weights_out: Annotated[Path | None, typer.Option("--weights-out", help="Also keep each arch's trained weights "
+                           "here, {arch_index}.safetensors (params.yaml's train.save_weights; engine reference).")] = None,
 ) -> None:
     """Train phase: train one shard of architectures and write its tables (resumes a killed job)."""
     from nasforge.data.registry import DATASETS
@@ -181,7 +183,7 @@ def train_shard_cmd(
     given = {"data": data, "out": out, "timing_out": timing_out, "cost_out": cost_out}
     job = ShardJob.under(Results(str(results)), space=space, dataset=dataset, hp=hp, seed=seed, shard=shard, of=of, plan=plan,
                          archs=_index_list(archs), device=device, threads=threads, protocol=protocol,
-                         latency_repeats=latency_repeats, engine=engine,
+                         latency_repeats=latency_repeats, engine=engine, weights_out=weights_out,
                          **{k: v for k, v in given.items() if v is not None})
     typer.echo(f"wrote {run_shard(job)}")
 

@@ -54,6 +54,11 @@ class Results:
             return self._at("measured", "train", rel, f"shard{k}.{kind}.parquet")
         return self._at("train", rel, f"shard{k}.parquet")
 
+    def shard_weights(self, space: str = "{space}", dataset: str = "{dataset}", hp: str = "{hp}",
+                      seed: int | str = "{seed}", k: int | str = "{k}") -> str:
+        """A train job's trained weights (``train.save_weights``): ``{arch_index}.safetensors`` per arch."""
+        return self._at("train", f"{space}/{dataset}/hp{hp}/seed{seed}", f"shard{k}.weights")
+
     # aggregate
     def aggregate(self, space: str = "{space}") -> str:
         return self._at("aggregate", space)

@@ -24,6 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from nasforge.errors import InputError
+from nasforge.files import write_checked
 
 WEIGHTS_DIR = "weights"
 WEIGHTS_TABLE = "weights.parquet"
@@ -48,8 +49,10 @@ def encode(state_dict, where: str) -> bytes:
             raise InputError(f"{where}: its state dict holds {key!r}: {type(value).__name__}; trained weights are "
                              "tensors by name")
         tensors[key] = value.detach().to("cpu").clone().contiguous()  # clone: no two entries share a storage
-    metadata = {"order": json.dumps(list(state_dict)),
-                "torch_metadata": json.dumps(getattr(state_dict, "_metadata", None) or {}, sort_keys=True)}
+    # One metadata key: safetensors keeps metadata in a hash map, whose order (so the bytes) varies by process.
+    versions = getattr(state_dict, "_metadata", None) or {}
+    metadata = {"nasforge": json.dumps({"order": list(state_dict), "torch_metadata": list(versions.items())},
+                                       sort_keys=True)}
     return save(tensors, metadata=metadata)
 
 
@@ -59,15 +62,15 @@ def decode(data: bytes, where: str | Path) -> OrderedDict:
 
     try:
         (length,) = struct.unpack("<Q", data[:8])
-        metadata = json.loads(data[8:8 + length]).get("__metadata__") or {}
-        order = json.loads(metadata.get("order", "[]"))
+        metadata = json.loads((json.loads(data[8:8 + length]).get("__metadata__") or {}).get("nasforge", "{}"))
+        order = metadata.get("order", [])
         tensors = load(data)
     except Exception as err:  # a damaged file: safetensors raises its own error types
         raise InputError(f"{where}: not a readable safetensors file ({type(err).__name__}: {err})") from None
     if sorted(order) != sorted(tensors):
         raise InputError(f"{where}: its header's key order does not list its tensors; not written by nasforge")
     state = OrderedDict((key, tensors[key]) for key in order)
-    versions = json.loads(metadata.get("torch_metadata", "{}"))
+    versions = metadata.get("torch_metadata") or []  # [module, {"version": n}] pairs, in the module order
     if versions:
         state._metadata = OrderedDict(versions)
     return state
@@ -81,12 +84,15 @@ class WeightsWriter:
         self.rows: list[dict] = []
 
     def add(self, dataset: str, hp: str, index: int, seed: int, state_dict, where: str) -> None:
-        data = encode(state_dict, where)
+        self.add_encoded(dataset, hp, index, seed, encode(state_dict, where), where)
+
+    def add_encoded(self, dataset: str, hp: str, index: int, seed: int, data: bytes, where: str) -> None:
+        """A state dict ``encode`` already wrote (a train job's), stored as it is."""
+        state_dict = decode(data, where)
         sha = hashlib.sha256(data).hexdigest()
         path = self.root / weights_file(sha)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            write_checked(path, data)  # with its .sha256, as every intermediate (a release drops those)
         self.rows.append({"dataset": dataset, "hp": hp, "arch_index": index, "seed": seed, "sha256": sha,
                           "tensors": len(state_dict), "parameters": sum(int(v.numel()) for v in state_dict.values()),
                           "bytes": len(data)})

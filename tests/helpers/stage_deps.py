@@ -10,7 +10,8 @@ reads package data (NATS-Bench's hyper-opts, its split files) brings that
 folder. ``pyproject.toml`` pins the packages that compute the bytes, so every
 stage depends on it too.
 
-    python tests/helpers/stage_deps.py        # prints each stage's code deps, as dvc.yaml lists them
+    python tests/helpers/stage_deps.py          # prints each stage's code deps, as dvc.yaml lists them
+    python tests/helpers/stage_deps.py --write  # rewrites dvc.yaml's (and imports/dvc.yaml's) to them
 """
 
 from __future__ import annotations
@@ -129,7 +130,39 @@ def _collapse(files: set[str]) -> set[str]:
     return out
 
 
+def write() -> None:
+    """Rewrite dvc.yaml's and imports/dvc.yaml's code deps to the computed ones (results/ deps kept)."""
+    lines, out, stage = (ROOT / "dvc.yaml").read_text().splitlines(keepends=True), [], None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        named = re.match(r"^  (\w+):\s*$", line)
+        stage = named.group(1) if named and named.group(1) in STAGES else stage
+        out.append(line)
+        i += 1
+        if stage and line.strip() == "deps:":
+            block = []
+            while i < len(lines) and re.match(r"^\s+- ", lines[i]):
+                block.append(lines[i])
+                i += 1
+            indent = re.match(r"^(\s+)- ", block[0]).group(1)
+            out += [f"{indent}- {d}\n" for d in stage_deps(stage)]
+            out += [b for b in block if b.strip()[2:].startswith("results/")]
+            stage = None
+    (ROOT / "dvc.yaml").write_text("".join(out))
+    path = ROOT / "imports/dvc.yaml"
+    text = path.read_text()
+    found = re.search(r"(    deps:\n)((?:\s+- .*\n)+)", text)
+    block = found.group(2).splitlines(keepends=True)
+    indent = re.match(r"^(\s+)- ", block[0]).group(1)
+    deps = block[0] + "".join(f"{indent}- {d}\n" for d in command_deps("import", "../"))
+    path.write_text(text[:found.start(2)] + deps + text[found.end(2):])
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--write"]:
+        write()
+        return
     for stage in STAGES:
         print(f"  {stage}:")
         for dep in stage_deps(stage):

@@ -4,8 +4,10 @@ rule aggregate:
         shards=shard_tables(),
         timing=shard_tables("timing"),
         cost=shard_tables("cost"),
+        weights=shard_weights(),
     output:
         **{t: R.aggregate_table(table=t) for t in AGGREGATE_TABLES},
+        **({"weights": directory(f"{R.aggregate()}/{WEIGHTS_DIR}")} if TRAIN["save_weights"] else {}),
         **{t: R.measured_table(table=t) for t in MEASURED_TABLES},
         protocols=f"{R.aggregate()}/{PROTOCOLS}",
     params:

@@ -1,9 +1,11 @@
 import json
+import shlex
 from pathlib import Path
 
 from nasforge.config import check_params
 from nasforge.paths import AGGREGATE_TABLES, FIGURES, MEASURED_TABLES, ONESHOT_FILES, PROTOCOLS, SEARCH_FILES, Results
 from nasforge.release import release_name
+from nasforge.weights import WEIGHTS_DIR
 
 # Checked before any job starts (a wrong key or value stops here, naming it and what is allowed),
 # and every default the schema states is filled into config: rules below read keys directly.
@@ -36,6 +38,14 @@ def source_option(wildcards):
 def shard_tables(kind=""):
     """Every shard file of the configured space, datasets, budgets and seeds."""
     return [R.shard(SPACE, d, h, s, k, kind) for d in config["datasets"] for h in TRAIN["budgets"]
+            for s in TRAIN["seeds"] for k in range(config["plan"]["shards"])]
+
+
+def shard_weights():
+    """Every train job's weights folder where train.save_weights asks for them, else none."""
+    if not TRAIN["save_weights"]:
+        return []
+    return [R.shard_weights(SPACE, d, h, s, k) for d in config["datasets"] for h in TRAIN["budgets"]
             for s in TRAIN["seeds"] for k in range(config["plan"]["shards"])]
 
 

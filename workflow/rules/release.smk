@@ -8,6 +8,7 @@ rule release:
         metrics=R.analysis_metrics(SPACE),
         search=[R.search_file(SPACE, f) for f in SEARCH_FILES],
         oneshot=oneshot_files(),
+        weights=[f"{R.aggregate(SPACE)}/{WEIGHTS_DIR}"] if TRAIN["save_weights"] else [],
     output:
         release_manifest(),
     params:

@@ -6,6 +6,8 @@ rule train:
         metrics=R.shard(),
         timing=R.shard(kind="timing"),
         cost=R.shard(kind="cost"),
+        # train.save_weights: each arch's trained weights ({arch_index}.safetensors)
+        **({"weights": directory(R.shard_weights())} if TRAIN["save_weights"] else {}),
     params:
         shards=config["plan"]["shards"],
         device=TRAIN["device"],
@@ -13,6 +15,7 @@ rule train:
         latency_repeats=lambda w: TRAIN["latency_repeats"] if int(w.seed) == TRAIN["seeds"][0] else 0,
         engine=TRAIN["engine"],
         protocol=json.dumps(TRAIN["protocol"], sort_keys=True),
+        weights=lambda w, output: f" --weights-out {shlex.quote(output.weights)}" if TRAIN["save_weights"] else "",
     threads: TRAIN["threads"]
     resources:
         gpu=1,
@@ -25,7 +28,7 @@ rule train:
         " --seed {wildcards.seed} --shard {wildcards.k} --of {params.shards} --plan {input.plan}"
         " --data {input.data} --out {output.metrics} --timing-out {output.timing} --cost-out {output.cost}"
         " --device {params.device} --threads {threads} --latency-repeats {params.latency_repeats}"
-        " --protocol-json {params.protocol:q} --engine {params.engine} > {log} 2>&1"
+        " --protocol-json {params.protocol:q} --engine {params.engine}{params.weights} > {log} 2>&1"
 
 
 rule phase_train:

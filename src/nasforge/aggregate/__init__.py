@@ -22,6 +22,7 @@ or a duplicated row stops with an error that lists them.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +30,14 @@ import polars as pl
 
 from nasforge.data.registry import get_dataset
 from nasforge.errors import InputError
-from nasforge.files import write_checked
+from nasforge.files import read_checked, write_checked
 from nasforge.models.cost import cost
 from nasforge.paths import PROTOCOLS, RESULTS, Results
 from nasforge.protocol import Protocol
 from nasforge.schema import ARCH_KEYS, EPOCH_KEYS, METRICS, epochs_of
 from nasforge.spaces import get_space
 from nasforge.tables import read_table, read_table_and_metadata, write_table
+from nasforge.weights import WEIGHTS_DIR, WEIGHTS_TABLE, WeightsWriter
 
 
 class CoverageError(InputError):
@@ -53,6 +55,7 @@ class ShardSet:
     shards: int
     protocols: dict[str, dict]  # per budget, what its shards must record: {"epochs": budget, "protocol": {...}}
     results: Results = RESULTS
+    weights: bool = False  # train.save_weights: every shard kept its archs' trained weights
 
     @classmethod
     def from_params(cls, params: dict, results: Results = RESULTS) -> ShardSet:
@@ -60,7 +63,7 @@ class ShardSet:
         protocols = {hp: {"epochs": epochs_of(hp), "protocol": Protocol.nats(hp).with_overrides(t["protocol"]).as_dict()}
                      for hp in t["budgets"]}
         return cls(params["space"], list(params["datasets"]), list(t["budgets"]), list(t["seeds"]),
-                   params["plan"]["shards"], protocols, results)
+                   params["plan"]["shards"], protocols, results, bool(t.get("save_weights", False)))
 
     @property
     def epochs(self) -> dict[str, int]:
@@ -203,7 +206,34 @@ def aggregate(shards: ShardSet, plan_path: Path, out: Path, measured_out: Path) 
     written["times"] = write_table(times, measured_out / "times.parquet", EPOCH_KEYS, {"hosts": hosts})
     written["latency"] = write_table(latency, measured_out / "latency.parquet", ["dataset", "arch_index", "seed"])
     written["arch_times"] = write_table(arch_times(times, latency), measured_out / "arch_times.parquet", ARCH_KEYS)
+    if shards.weights:
+        written["weights"] = gather_weights(shards, epochs, out)
     return written
+
+
+def gather_weights(shards: ShardSet, epochs: pl.DataFrame, out: Path) -> Path:
+    """Every shard's trained weights into ``out/weights/{sha256}.safetensors`` and ``out/weights.parquet``;
+    each trained run must have its file (each checked against the sha256 its train job wrote)."""
+    shutil.rmtree(out / WEIGHTS_DIR, ignore_errors=True)
+    writer, missing = WeightsWriter(out), []
+    for d in shards.datasets:
+        for h in shards.budgets:
+            for s in shards.seeds:
+                trained = epochs.filter((pl.col("dataset") == d) & (pl.col("hp") == h) & (pl.col("seed") == s))
+                held = {}
+                for k in range(shards.shards):
+                    folder = Path(shards.results.shard_weights(shards.space, d, h, s, k))
+                    held.update({int(p.name.split(".")[0]): p for p in folder.glob("*.safetensors")})
+                for index in sorted(trained["arch_index"].unique().to_list()):
+                    if index not in held:
+                        missing.append(f"  {d} hp{h} seed {s}: arch {index}")
+                        continue
+                    writer.add_encoded(d, h, index, s, read_checked(held[index], SHARD_HINT), str(held[index]))
+    if missing:
+        raise CoverageError("train.save_weights is on, but these runs kept no weights (rerun their train jobs):\n"
+                            + "\n".join(missing[:20]))
+    writer.finish(out)
+    return out / WEIGHTS_TABLE
 
 
 def arch_times(times: pl.DataFrame, latency: pl.DataFrame) -> pl.DataFrame:

@@ -40,6 +40,7 @@ from nasforge.paths import ONESHOT_FILES, PROTOCOLS
 from nasforge.release.datacard import datacard
 from nasforge.release.manifest import MANIFEST, MEASURED, ReleaseError, verify
 from nasforge.tables import read_metadata
+from nasforge.weights import WEIGHTS_TABLE, weights_file
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
@@ -125,6 +126,10 @@ def build_release(params: dict, plan: Path, bench: Path, measured: Path, validat
             _copy_checked(bench / f"{table}.parquet", staging / "tables" / f"{table}.parquet", AGGREGATE_HINT)
         _copy_checked(plan, staging / "tables" / "plan.parquet", "rerun the plan phase (snakemake phase_plan)")
         _copy_checked(bench / PROTOCOLS, staging / "tables" / PROTOCOLS, AGGREGATE_HINT)
+        if params["train"].get("save_weights"):  # each run's trained weights, content-addressed (nasforge.weights)
+            _copy_checked(bench / WEIGHTS_TABLE, staging / "tables" / WEIGHTS_TABLE, AGGREGATE_HINT)
+            for sha in pl.read_parquet(staging / "tables" / WEIGHTS_TABLE)["sha256"].unique().sort():
+                _copy_checked(bench / weights_file(sha), staging / weights_file(sha), AGGREGATE_HINT)
         _copy_folder(figures, staging / "figures")
         _copy_checked(figures / "metrics.json", staging / "figures" / "metrics.json", ANALYSIS_HINT)
         _copy_folder(validation, staging / "validation")

@@ -33,6 +33,9 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
         "kernels pinned to one instruction set (`numerics.cpu_isa`).",
         f"- Architectures: plan.archs = {params['plan']['archs']} (sample seed {params['plan']['sample_seed']}), "
         f"in {params['plan']['shards']} shards.",
+        *(["- Trained weights: every run's final state dict in `weights/` (safetensors named by sha256; "
+           "`tables/weights.parquet` maps runs to files; `get_net_param` serves them)."]
+          if train.get("save_weights") else []),
         "- Environments that produced the tables:",
         *[f"  - {_environment(env)}" for env in environments],
         "",

@@ -66,11 +66,15 @@ class SingleNetwork:
 
 
 def train_arch(space: str, arch_index: int, seed: int, epochs: int, protocol: Protocol, splits: Splits,
-               device: torch.device, on_epoch: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict]]:
+               device: torch.device, on_epoch: Callable[[int], None] | None = None,
+               on_trained: Callable[[torch.nn.Module], None] | None = None) -> tuple[list[dict], list[dict]]:
     """Train one arch for ``epochs`` (the budget) plus the protocol's warm-up epochs; return
-    per-epoch metric rows and per-epoch timing rows."""
+    per-epoch metric rows and per-epoch timing rows. ``on_trained`` gets the trained network."""
     net = make_network(space, arch_index, seed, splits, device)
-    return train_members(SingleNetwork(net), seed, epochs, protocol, splits, device, on_epoch)[0]
+    result = train_members(SingleNetwork(net), seed, epochs, protocol, splits, device, on_epoch)[0]
+    if on_trained is not None:
+        on_trained(net)
+    return result
 
 
 @torch.no_grad()

@@ -38,6 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nasforge import numerics
 from nasforge.errors import InputError, MissingInputError
+from nasforge.files import read_checked, write_checked
 from nasforge.models import cost
 from nasforge.paths import RESULTS, Results
 from nasforge.plan import pack_groups
@@ -49,6 +50,7 @@ from nasforge.train import environment
 from nasforge.train.fused import train_split_on_oom
 from nasforge.train.reference import make_network, measure_latency, train_arch
 from nasforge.train.splits import Splits, load_splits
+from nasforge.weights import encode
 
 PLAN_HINT = "rerun the plan phase (snakemake phase_plan)"
 
@@ -74,6 +76,7 @@ class ShardJob:
     protocol: Protocol = field(default_factory=Protocol.nats)
     latency_repeats: int = 3
     engine: str = "reference"
+    weights_out: Path | None = None  # keep each arch's trained state dict here (train.save_weights)
 
     @classmethod
     def under(cls, results: Results = RESULTS, **settings: Any) -> ShardJob:
@@ -126,6 +129,9 @@ def run_shard(job: ShardJob) -> Path:
     if job.engine not in ENGINES:
         raise InputError(f"unknown engine {job.engine!r}: expected one of {list(ENGINES)}")
     archs = shard_archs(job)
+    if job.weights_out is not None and job.engine != "reference":
+        raise InputError(f"train.save_weights keeps one network's weights at a time: set train.engine: reference "
+                         f"(the {job.engine} engine trains a group as one stacked network)")
     environment.pin(job.threads)
     device = environment.resolve_device(job.device)
     parts = job.parts
@@ -134,6 +140,8 @@ def run_shard(job: ShardJob) -> Path:
         "of": job.of, "archs": archs, "epochs": epochs, "protocol": job.protocol.as_dict(),
         "engine": job.engine, "device_type": device.type, "threads": job.threads,
         "cpu_isa": numerics.level(),
+        # recorded only when on, so a build without weights keeps the bytes it had before the option existed
+        **({"save_weights": True} if job.weights_out is not None else {}),
     }
     lock = _lock_parts(parts)
     try:
@@ -215,6 +223,11 @@ def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: 
         shard_task = progress.add_task(f"{job.space} shard {job.shard}/{job.of} archs", total=total, completed=done)
         epoch_task = progress.add_task("epochs", total=epochs)
 
+        def keep_weights(index: int, net: torch.nn.Module) -> None:
+            """The trained state dict beside the arch's other parts, before its metrics mark it done."""
+            data = encode(net.state_dict(), f"arch {index}")
+            write_checked(parts / f"{index}.weights.safetensors", data)
+
         def commit(index: int, metrics: list[dict], timings: list[dict]) -> None:
             ident = {"space": job.space, "arch_index": index, "dataset": job.dataset, "hp": job.hp, "seed": job.seed}
             arch = space.arch(index)
@@ -235,8 +248,9 @@ def _train_parts(job: ShardJob, todo: list[int], done: int, total: int, epochs: 
             return
         for index in todo:
             progress.reset(epoch_task, total=epochs, description=f"arch {index} epochs")
+            trained = None if job.weights_out is None else (lambda net, i=index: keep_weights(i, net))
             commit(index, *train_arch(job.space, index, job.seed, epochs, job.protocol, splits, device,
-                                      on_epoch=lambda _: progress.advance(epoch_task)))
+                                      on_epoch=lambda _: progress.advance(epoch_task), on_trained=trained))
 
 
 def _cost_row(job: ShardJob, index: int, arch: str, splits: Splits, device: torch.device) -> pl.DataFrame:
@@ -261,5 +275,12 @@ def _assemble(job: ShardJob, archs: list[int], parts: Path, env: dict, config: d
     measured_meta = {**meta, "host": environment.host()}
     write_table(gather("timing"), job.timing_out, SHARD_KEYS, measured_meta)
     write_table(gather("cost"), job.cost_out, COST_KEYS, measured_meta)
+    if job.weights_out is not None:
+        weights = Path(job.weights_out)
+        shutil.rmtree(weights, ignore_errors=True)
+        weights.mkdir(parents=True)
+        for i in archs:
+            data = read_checked(parts / f"{i}.weights.safetensors", f"delete {parts} and rerun this job")
+            write_checked(weights / f"{i}.safetensors", data)
     write_table(gather("metrics"), job.out, SHARD_KEYS, meta)  # last: its presence means the shard is complete
 
