@@ -486,3 +486,44 @@ def test_nb201_weights_are_served_as_nas_201_api_serves_them(tmp_path):
                 assert list(expected) == list(got)
                 for seed, state in expected.items():
                     same_weights(state, got[seed], f"{index} {dataset} {hp} {seed}")
+
+
+def test_numpy_scalars_are_numbers_and_anything_else_numpy_is_refused(tmp_path):
+    """What the collection code wrote (numpy scalars of bool, int and float dtypes, under numpy 1.x and 2.x
+    names) reads back as plain numbers of the same value; an object, complex or structured dtype, an array,
+    and a scalar whose bytes do not fit its dtype are refused before anything is built, in .pbz2 and .pth alike."""
+    import bz2
+
+    import torch
+
+    from nasforge.imports.unpickle import load_pickle, load_pth
+
+    values = {"f8": np.float64(0.1 + 0.2), "f4": np.float32(1.1), "i8": np.int64(-3), "u1": np.uint8(7),
+              "b": np.bool_(True), "big": np.dtype(">f8").type(2.5)}
+    with bz2.BZ2File(tmp_path / "ok.pbz2", "wb") as f:
+        pickle.dump(values, f, protocol=4)  # numpy 2 names
+    ns.save_numpy1(values, tmp_path / "ok1.pbz2")  # numpy 1.x names
+    torch.save(values, tmp_path / "ok.pth")  # protocol 2: bytes as _codecs.encode
+    for got in (load_pickle(tmp_path / "ok.pbz2"), load_pickle(tmp_path / "ok1.pbz2"), load_pth(tmp_path / "ok.pth")):
+        assert got == {k: v.item() for k, v in values.items()}
+        assert all(type(v) in (float, int, bool) for v in got.values())
+        assert np.float64(got["f8"]).tobytes() == values["f8"].tobytes()  # bit-equal
+
+    class ObjectScalar:  # numpy's own rebuilder, asked for an object-dtype scalar holding a list
+        def __reduce__(self):
+            return np._core.multiarray.scalar, (np.dtype("O"), [1, 2])
+
+    class ShortScalar:  # a float64 from three bytes
+        def __reduce__(self):
+            return np._core.multiarray.scalar, (np.dtype("f8"), b"abc")
+
+    refused = {"object": ObjectScalar(), "complex": np.complex128(1j), "array": np.arange(3.0),
+               "structured": np.zeros(1, dtype=[("a", "f8")])[0], "short": ShortScalar()}
+    for name, value in refused.items():
+        with bz2.BZ2File(tmp_path / f"{name}.pbz2", "wb") as f:
+            pickle.dump({"params": value}, f, protocol=4)
+        torch.save({"params": value}, tmp_path / f"{name}.pth")
+        with pytest.raises(RefusedPickle, match=rf"{name}\.pbz2: refused"):
+            load_pickle(tmp_path / f"{name}.pbz2")
+        with pytest.raises(RefusedPickle, match=rf"{name}\.pth: (refused|torch's weights-only loader refused)"):
+            load_pth(tmp_path / f"{name}.pth")

@@ -301,6 +301,7 @@ def arch_record(index: int, arch: str, epochs, times, costs, config, eval_order:
                     run.eval_times[key] = seconds[k + 1]
         run.train_times = train_times or None
         if eval_order and dataset in eval_order:
-            run.eval_names.sort(key=lambda n: eval_order[dataset].index(n) if n in eval_order[dataset] else len(n))
+            order = eval_order[dataset]
+            run.eval_names.sort(key=lambda name, order=order: order.index(name) if name in order else len(order))
         record.add(run)
     return record
