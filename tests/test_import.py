@@ -527,3 +527,54 @@ def test_numpy_scalars_are_numbers_and_anything_else_numpy_is_refused(tmp_path):
             load_pickle(tmp_path / f"{name}.pbz2")
         with pytest.raises(RefusedPickle, match=rf"{name}\.pth: (refused|torch's weights-only loader refused)"):
             load_pth(tmp_path / f"{name}.pth")
+
+
+def test_an_out_that_could_destroy_data_is_refused_and_nothing_is_touched(imported, tmp_path):
+    """--out never equals, holds or lies inside the source, and replaces only a nasforge release."""
+    source, _ = imported
+    copy = tmp_path / "home" / source.name  # the source beside unrelated files, as in ~/.torch
+    shutil.copytree(source, copy)
+    (tmp_path / "home" / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in (tmp_path / "home").rglob("*") if p.is_file()}
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    (tmp_path / "empty").mkdir()
+    for out, why in ((copy, "is the source"), (tmp_path / "home", "holds the source"),
+                     (copy / "inside", "lies inside the source"), (tmp_path / "home" / "notes.txt", "not a folder")):
+        with pytest.raises(ValueError, match=f"--out {out}: .*{why}"):
+            import_release(copy, "tss", out)
+    (blank / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="not a nasforge release"):
+        import_release(copy, "tss", blank)
+    result = CliRunner().invoke(app, ["import", str(copy), "--out", str(copy)])
+    assert result.exit_code == 2 and "must lie outside the source" in result.output
+    assert {p: p.read_bytes() for p in (tmp_path / "home").rglob("*") if p.is_file()} == before
+    assert (blank / "thesis.tex").read_text() == "years of work" and not list(tmp_path.glob(".*partial"))
+    # An empty folder or an earlier release at --out is replaced.
+    import_release(copy, "tss", tmp_path / "empty")
+    import_release(copy, "tss", tmp_path / "empty")
+    assert verify(tmp_path / "empty") == []
+
+
+def test_two_imports_into_one_out_take_turns_and_leave_a_whole_release(imported, tmp_path):
+    """They once shared one staging folder and each deleted it on start: the result lacked tables/ yet verified."""
+    import threading
+
+    source, release = imported
+    out, errors = tmp_path / "nats-tss", []
+
+    def run() -> None:
+        try:
+            import_release(source, "tss", out)
+        except Exception as err:  # collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors and verify(out) == []
+    for table in ("archs", "epochs", "run_costs"):
+        assert (out / "tables" / f"{table}.parquet").read_bytes() == (release / "tables" / f"{table}.parquet").read_bytes()
+    assert not list(tmp_path.glob(".*partial")) and not list(tmp_path.glob(".*.old"))

@@ -13,8 +13,11 @@ is written at the release's path unless the whole import succeeds.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -48,6 +51,35 @@ def _check_meta(meta_archs: list[str], space: str, path: Path) -> None:
                      f"{expected[first]!r}; nasforge imports NATS-Bench's index order only")
 
 
+def check_out(source: Path, out: Path) -> None:
+    """Refuse an ``out`` whose replacement could destroy data: the source itself, a folder holding it or one
+    inside it, or anything at ``out`` that is not a nasforge release (a file, another folder)."""
+    src, dst = source.resolve(), out.resolve()
+    if dst == src or dst in src.parents or src in dst.parents:
+        raise InputError(f"--out {out}: {'is' if dst == src else 'holds' if dst in src.parents else 'lies inside'} "
+                         f"the source {source}; an import replaces --out whole, so it must lie outside the source. "
+                         "Choose another --out; nothing was written")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputError(f"--out {out}: exists and is not a folder; an import replaces only a release it wrote. "
+                         "Remove it or choose another --out; nothing was touched")
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            manifest = json.loads((out / MANIFEST).read_text())
+        except (OSError, ValueError):
+            manifest = None
+        if not (isinstance(manifest, dict) and "nasforge" in manifest and isinstance(manifest.get("files"), dict)):
+            raise InputError(f"--out {out}: a folder that is not a nasforge release (no release manifest.json); an "
+                             "import replaces only a release. Choose another --out; nothing was touched")
+
+
+def _lock_parent(folder: Path) -> int:
+    """An exclusive lock on ``folder`` (its descriptor), held until closed: a second import into the same
+    folder waits for the first to finish rather than sharing or deleting its staging."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def import_release(source_path: Path | str, space: str, out: Path | str, version: str = "1.0.0",
                    settings: AuditSettings | None = None, chunk: int = 256, weights: bool = False) -> dict:
     """Convert, audit and publish ``source_path`` as the release folder ``out``; return its summary.
@@ -57,10 +89,12 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
     from nasforge.release.datacard import import_datacard
 
     out = Path(out)
+    check_out(Path(source_path), out)
     source = open_source(source_path, weights)  # a refused pickle stops here, before anything is written
     _check_meta(source.meta_archs, space, source.path)
-    staging = out.parent / f".{out.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_parent(out.parent)  # imports into one folder take turns: each replaces out whole, in order
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))  # this run's own
     SkippedWeights.count = 0
     try:
         tables = staging / "tables"
@@ -119,9 +153,11 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
                     "measured": f"{MEASURED}/{MANIFEST}",
                     "files": _describe(staging, {MANIFEST, f"{MEASURED}/{MANIFEST}"})}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        check_out(Path(source_path), out)  # again: what lies at out may have changed while this import ran
         replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        os.close(lock)
     return {"release": str(out), "archs": archs["arch_index"].n_unique(), "rows": archs.height,
             "weights_skipped": provenance["weights_skipped"], "weights_runs": provenance["weights_runs"],
             "findings": {k: v["archs"] for k, v in found["findings"].items()}}
