@@ -450,9 +450,20 @@ def test_bad_step_options(tmp_path, args, needle):
 
 
 @pytest.mark.parametrize("args,needle", [(["--runs", "0"], "--runs"), (["--runs", "-1"], "--runs"),
-                                         (["--time-budget", "-1"], "time budget"), (["--first-seed", "-1"], "--first-seed")])
+                                         (["--time-budget", "-1"], "time budget"), (["--first-seed", "-1"], "--first-seed"),
+                                         # nan/inf once ran and answered; '²'.isdigit() is true and int('²') fails
+                                         (["--time-model", "flops", "--gflops", "nan"], "gflops=nan"),
+                                         (["--time-model", "flops", "--gflops", "inf"], "gflops=inf"),
+                                         (["--hp", "²"], "'²'")])
 def test_bad_search_options(release, args, needle):
     one_line_error(runner.invoke(app, ["search", str(release), *args]), needle)
+
+
+@pytest.mark.parametrize("args,needle", [(["query", "1462", "--hp", "²"], "'²'"),
+                                         (["audit", "--seed", "-1"], "--seed")])
+def test_bad_query_and_audit_options(release, args, needle):
+    command, *rest = args
+    one_line_error(runner.invoke(app, [command, str(release), *rest]), needle)
 
 
 @pytest.mark.parametrize("change,needle", [

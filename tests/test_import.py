@@ -578,3 +578,81 @@ def test_two_imports_into_one_out_take_turns_and_leave_a_whole_release(imported,
     for table in ("archs", "epochs", "run_costs"):
         assert (out / "tables" / f"{table}.parquet").read_bytes() == (release / "tables" / f"{table}.parquet").read_bytes()
     assert not list(tmp_path.glob(".*partial")) and not list(tmp_path.glob(".*.old"))
+
+
+def test_source_files_that_could_escape_hang_or_mislead_are_refused_and_nothing_is_written(imported, tmp_path):
+    """A budget key that is a path, two files for one arch, a FIFO and a link to /dev/zero among the arch files:
+    each a one-line error naming the file, nothing written outside the test's folder, nothing at --out."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    source, _ = imported
+
+    def folder(name: str) -> Path:
+        copy = tmp_path / name / source.name
+        shutil.copytree(source, copy)
+        return copy
+
+    bad_budget = folder("budget")
+    states = ns.arch_states(3)
+    states["12/../../../../ESCAPED"] = states.pop("12")
+    ns.save_numpy1(states, bad_budget / "000003.pickle.pbz2")
+    bool_epochs = folder("bool_epochs")  # True is an int to Python, and once imported as 1 epoch
+    states = ns.arch_states(3)
+    next(iter(states["12"]["all_results"].values()))["epochs"] = True
+    ns.save_numpy1(states, bool_epochs / "000003.pickle.pbz2")
+    twice = folder("twice")
+    shutil.copy(twice / "000003.pickle.pbz2", twice / "0000003.pickle.pbz2")
+    fifo = folder("fifo")
+    (fifo / "000009.pickle.pbz2").unlink()
+    os.mkfifo(fifo / "000009.pickle.pbz2")
+    zero = folder("zero")
+    (zero / "000009.pickle.pbz2").unlink()
+    (zero / "000009.pickle.pbz2").symlink_to("/dev/zero")
+    cases = {bad_budget: r"000003\.pickle\.pbz2: budget key '12/\.\./.*' is not a NATS-Bench budget",
+             bool_epochs: r"simple arch 3 \[12\]\[cifar10-valid, 111\]: 'epochs' is True, expected a positive integer",
+             twice: r"0{5,6}3\.pickle\.pbz2 and 0{5,6}3\.pickle\.pbz2 both hold arch 3",
+             fifo: r"000009\.pickle\.pbz2: not a regular file",
+             zero: r"000009\.pickle\.pbz2: cannot be opened as a plain file"}
+    for src, message in cases.items():
+        out = src.parent / "release"
+        # in a subprocess with a timeout: a FIFO or /dev/zero once hung the import
+        run = subprocess.run([sys.executable, "-m", "nasforge.cli", "import", str(src), "--out", str(out)],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2, (src, run.stdout, run.stderr)
+        assert re.search(message, run.stderr.replace("\n", " ")), (message, run.stderr)
+        assert not out.exists() and not list(src.parent.glob(".*partial*"))
+    assert not list(tmp_path.rglob("ESCAPED*")) and not list(tmp_path.parent.glob("ESCAPED*"))
+
+
+def test_the_bytes_parsed_are_the_bytes_recorded_when_a_file_is_swapped_mid_import(imported, tmp_path, monkeypatch):
+    """Each source file is read once: a file replaced between a hash pass and a parse pass once gave values from
+    the new file under the old file's sha256."""
+    import hashlib
+
+    from nasforge.imports import unpickle
+
+    source, release = imported
+    copy = tmp_path / source.name
+    shutil.copytree(source, copy)
+    target, other = copy / "000003.pickle.pbz2", copy / "000009.pickle.pbz2"
+    original = target.read_bytes()
+    decompress = unpickle.bz2.open
+
+    def swap_then_decompress(file, *args, **kwargs):
+        """Runs once the importer has begun with the file: swaps it, atomically, before its bytes are parsed."""
+        reading = getattr(getattr(file, "raw", None), "path", file)  # a path, or a stream over one
+        if Path(reading).name == target.name and target.read_bytes() == original:
+            staged = copy.parent / "swap.tmp"
+            staged.write_bytes(other.read_bytes())
+            staged.replace(target)
+        return decompress(file, *args, **kwargs)
+
+    monkeypatch.setattr(unpickle.bz2, "open", swap_then_decompress)
+    out = Path(import_release(copy, "tss", tmp_path / "rel")["release"])
+    assert target.read_bytes() != original  # the swap happened
+    files = {f["name"]: f for f in json.loads((out / "tables" / "source.json").read_text())["files"]}
+    assert files[target.name]["sha256"] == hashlib.sha256(original).hexdigest()
+    assert (out / "tables" / "epochs.parquet").read_bytes() == (release / "tables" / "epochs.parquet").read_bytes()

@@ -668,7 +668,7 @@ def import_cmd(
 def audit_cmd(
     release: Annotated[Path, typer.Argument(help="A release folder (built or imported).")],
     sample: Annotated[int, typer.Option("--sample", help="How many archs to re-train (stratified by accuracy and cost).")],
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the sample.")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Where the audit goes [default: audit-RELEASE].")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="The prepared dataset the release trained on "
                                                              "[default: mnist5k is prepared here; others must be given].")] = None,

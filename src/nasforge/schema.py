@@ -20,9 +20,21 @@ METRICS = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "t
            "valtest_acc"]
 
 
+def _ascii_number(text: str) -> bool:
+    """Digits 0-9 only: ``str.isdigit`` also admits '²' and other digits ``int`` refuses or reads."""
+    return text.isascii() and text.isdecimal()
+
+
+def budget_name(hp: object) -> str:
+    """A budget as releases name it (1, "1", "01" -> "01"); anything but ASCII digits is returned as
+    given, to be reported as a budget the release does not hold."""
+    text = str(hp)
+    return f"{int(text):02d}" if _ascii_number(text) else text
+
+
 def epochs_of(hp: str) -> int:
     """NATS-Bench names a budget by its epochs: hp "01" trains 1 epoch, "200" trains 200."""
-    if not str(hp).isdigit() or int(hp) < 1 or str(hp) != f"{int(hp):02d}":
+    if not _ascii_number(str(hp)) or int(hp) < 1 or str(hp) != f"{int(hp):02d}":
         raise InputError(f"budget hp must be a positive number of epochs written as NATS-Bench does "
                          f"('01', '12', '90', '200'); got {hp!r}")
     return int(hp)

@@ -30,7 +30,7 @@ from nasforge.release.manifest import (
     read_manifest,
     unsafe_entries,
 )
-from nasforge.schema import METRICS, RUN_COSTS_SCHEMA, RUN_KEYS, RUN_TIMES_SCHEMA
+from nasforge.schema import METRICS, RUN_COSTS_SCHEMA, RUN_KEYS, RUN_TIMES_SCHEMA, budget_name
 from nasforge.spaces import get_space
 from nasforge.tables import decode
 from nasforge.weights import WEIGHTS_SCHEMA, WEIGHTS_TABLE, load_weights, weights_file
@@ -248,7 +248,7 @@ class Benchmark:
         recorded seconds per eval set; a build measured one evaluation pass per epoch, which stands for
         every split it evaluated."""
         index = self.index_of(arch)
-        hp = f"{int(hp):02d}" if str(hp).isdigit() else str(hp)
+        hp = budget_name(hp)
         if hp not in self.budgets:
             raise QueryError(f"budget hp={hp!r} is not in this release; it holds {self.budgets}")
         this = (pl.col("hp") == hp) & (pl.col("arch_index") == index)
@@ -299,7 +299,7 @@ class Benchmark:
 
     def _row(self, arch: str | int, dataset: str, hp: str) -> int:
         index = self.index_of(arch)
-        hp = f"{int(hp):02d}" if str(hp).isdigit() else str(hp)  # 1 -> "01", as budgets are named
+        hp = budget_name(hp)  # 1 -> "01", as budgets are named
         if dataset not in self.datasets:
             raise QueryError(f"dataset {dataset!r} is not in this release; it holds {self.datasets}")
         if hp not in self.budgets:
@@ -342,7 +342,7 @@ class Benchmark:
         if metric not in METRICS:
             raise QueryError(f"metric {metric!r} is not one of {METRICS}")
         self._row(self.indices[0], dataset, hp)  # validates dataset and budget
-        hp_key = next(b for b in self.budgets if int(b) == int(hp))
+        hp_key = budget_name(hp)  # _row found it among the budgets
         cache = self.__dict__.setdefault("_curves", {})
         if (dataset, hp_key, metric) not in cache:
             table = (pl.scan_parquet(self._epochs_checked)
@@ -373,7 +373,7 @@ class Benchmark:
         if metric not in METRICS:
             raise QueryError(f"metric {metric!r} is not one of {METRICS}")
         self._row(self.indices[0], dataset, hp)  # validates dataset and budget
-        hp_key = next(b for b in self.budgets if int(b) == int(hp))
+        hp_key = budget_name(hp)  # _row found it among the budgets
         t = self.archs.filter((pl.col("dataset") == dataset) & (pl.col("hp") == hp_key) & ~pl.col("diverged"))
         if max_flops is not None:
             t = t.filter(pl.col("flops") <= max_flops)

@@ -41,6 +41,7 @@ import numpy as np
 from nasforge.api.benchmark import Benchmark, QueryError
 from nasforge.api.records import NATS_DATASETS, ArchRecord, arch_record, eval_sets, nats_mean, nb201_cost
 from nasforge.errors import InputError
+from nasforge.schema import budget_name
 from nasforge.spaces import get_space
 
 RECORD_CACHE = 512  # archs' result objects kept; one arch of a full NATS-Bench budget is about 1 MB of them
@@ -57,7 +58,7 @@ _COMMENTS = {
 
 
 def _hp(hp) -> str:
-    return f"{int(hp):02d}" if str(hp).isdigit() else str(hp)
+    return budget_name(hp)
 
 
 def _remap(dataset: str, metric_on_set: str) -> tuple[str, str]:

@@ -115,7 +115,7 @@ class Converter:
 
     def _add_run(self, index: int, dataset: str, hp: str, seed: int, r: dict, sets: dict[str, str], where: str) -> None:
         epochs = r.get("epochs")
-        if not isinstance(epochs, int) or epochs < 1:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise InputError(f"{where}: 'epochs' is {epochs!r}, expected a positive integer")
         names = list(r.get("eval_names") or [])
         unknown = [n for n in names if n not in sets]

@@ -32,9 +32,13 @@ from __future__ import annotations
 
 import bz2
 import collections
+import contextlib
+import hashlib
 import io
+import os
 import pickle
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -191,17 +195,82 @@ class _DataUnpickler(pickle.Unpickler):
         return None
 
 
-def load_pickle(path: Path, compressed: bool | None = None, weights: bool = False) -> object:
+class HashedFile(io.RawIOBase):
+    """A source file read once, front to back, hashing every byte as it passes: the bytes parsed are
+    the bytes recorded (a file swapped between a hash pass and a parse pass cannot split them).
+
+    Opened through no link and only if it is a regular file, so a FIFO or ``/dev/zero`` in a
+    source folder is refused at once instead of hanging the import."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file") from None
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot be opened as a plain file ({err.strerror}); a benchmark's "
+                             "files are read directly, never through links") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"{self.path}: not a regular file (a FIFO, device or folder); give the benchmark's "
+                             "files themselves")
+        self._file = os.fdopen(fd, "rb", buffering=0)
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._file.readinto(buffer)
+        if n:
+            self._digest.update(memoryview(buffer)[:n])
+            self.size += n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def record(self) -> dict:
+        """Name, size and sha256 of the whole file: whatever the parser left unread is read here."""
+        while chunk := self._file.read(1 << 20):
+            self._digest.update(chunk)
+            self.size += len(chunk)
+        return {"name": self.path.name, "bytes": self.size, "sha256": self._digest.hexdigest()}
+
+
+def read_pickle(path: Path, weights: bool = False) -> tuple[object, dict]:
+    """``load_pickle``'s data and the file's provenance record, from one read of the file."""
+    with HashedFile(path) as raw:
+        return load_pickle(path, weights=weights, stream=raw), raw.record()
+
+
+def read_pth(path: Path) -> tuple[object, dict]:
+    """``load_pth``'s data and the file's provenance record, from one read of the file."""
+    with HashedFile(path) as raw:
+        return load_pth(path, io.BytesIO(raw.readall())), raw.record()
+
+
+def load_pickle(path: Path, compressed: bool | None = None, weights: bool = False,
+                stream: io.RawIOBase | None = None) -> object:
     """The data of one NATS-Bench pickle (bz2-compressed ``.pbz2`` or plain), via the allow-list only.
 
     ``weights``: rebuild the trained weights of "full" files as tensors (through torch's weights-only
-    loader) instead of skipping them unread."""
+    loader) instead of skipping them unread. ``stream``: the file's bytes, already open (else ``path``
+    is opened)."""
     path = Path(path)
     compressed = path.name.endswith(".pbz2") if compressed is None else compressed
     try:
-        with (bz2.open(path, "rb") if compressed else open(path, "rb")) as f:
-            return _DataUnpickler(io.BufferedReader(f), path, weights).load()
-    except RefusedPickle:
+        with contextlib.ExitStack() as stack:
+            raw = stream if stream is not None else stack.enter_context(HashedFile(path))
+            buffered = io.BufferedReader(raw, 1 << 20)
+            stack.callback(buffered.detach)  # leaves ``raw`` open for its record
+            f = stack.enter_context(bz2.open(buffered, "rb")) if compressed else buffered
+            return _DataUnpickler(io.BufferedReader(f) if compressed else f, path, weights).load()
+    except (RefusedPickle, InputError):
         raise
     except _Refused as err:
         raise RefusedPickle(f"{path}: refused {err}; nothing from it was run. Import the file as published by "
@@ -212,15 +281,18 @@ def load_pickle(path: Path, compressed: bool | None = None, weights: bool = Fals
                          "download the file again from NATS-Bench's release") from None
 
 
-def load_pth(path: Path) -> object:
+def load_pth(path: Path, stream: io.BytesIO | None = None) -> object:
     """A NAS-Bench-201 ``.pth`` through torch's weights-only unpickler, numpy's scalars admitted as above
-    (torch refuses any other global before it runs)."""
+    (torch refuses any other global before it runs). ``stream``: the file's bytes, already read."""
     import torch
 
     allowed = [(stand_in, f"{module}.{name}") for (module, name), stand_in in NUMPY_GLOBALS.items()]
     try:
         with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            if stream is not None:
+                return torch.load(stream, map_location="cpu", weights_only=True)
+            with HashedFile(path) as raw:
+                return torch.load(io.BytesIO(raw.readall()), map_location="cpu", weights_only=True)
     except _Refused as err:
         raise RefusedPickle(f"{path}: refused {err}; nothing from it was run. Import NAS-Bench-201's file as "
                             "published") from None

@@ -21,7 +21,7 @@ import polars as pl
 
 from nasforge.api.benchmark import Benchmark
 from nasforge.errors import InputError
-from nasforge.schema import TRAJECTORY_SCHEMA
+from nasforge.schema import TRAJECTORY_SCHEMA, budget_name
 from nasforge.search.bohb import bohb
 from nasforge.search.simulation import SimulatedBench, TimeModel, check_run_limits
 
@@ -114,7 +114,7 @@ def run_search(bench: Benchmark, algo: str, dataset: str, hp: str, time_budget: 
     check_run_limits(time_budget, runs, first_seed, max_evaluations)
     rows = []
     for run in range(first_seed, first_seed + runs):
-        env = SimulatedBench(bench, dataset, f"{int(hp):02d}", random.Random(run), time_budget,
+        env = SimulatedBench(bench, dataset, budget_name(hp), random.Random(run), time_budget,
                              time_model or TimeModel(), max_evaluations)
         ALGORITHMS[algo](env)
         rows += [{"algo": algo, "dataset": dataset, "hp": env.hp, "run": run, **h} for h in env.history]

@@ -49,8 +49,8 @@ class TimeModel:
     def __post_init__(self) -> None:
         if self.kind not in TIME_MODELS:
             raise InputError(f"unknown time model {self.kind!r}: expected one of {list(TIME_MODELS)}")
-        if self.gflops <= 0:
-            raise InputError(f"time model throughput must be positive, got gflops={self.gflops}")
+        if not (math.isfinite(self.gflops) and self.gflops > 0):
+            raise InputError(f"time model throughput must be a positive finite number, got gflops={self.gflops}")
 
     def epoch_seconds(self, bench: Benchmark, index: int, dataset: str, hp: str) -> tuple[float, float]:
         """(train seconds per epoch, seconds of one evaluation pass)."""
