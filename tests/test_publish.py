@@ -147,6 +147,49 @@ def test_publish_refuses_what_it_cannot_stand_behind(release, tmp_path):
         fetch("other-v1", fresh)
 
 
+@pytest.mark.slow
+def test_nothing_is_tagged_until_the_remote_holds_every_object_and_edited_tags_stay_in_the_clone(
+        release, tmp_path, monkeypatch):
+    """A push that left the remote short (interrupted, or trusting a stale record of the remote) once got tagged;
+    a tag record naming ``../outside`` once had fetch verify a folder outside the clone."""
+    import nasforge.publish as publishing
+
+    store = tmp_path / "remote"
+    root = project(tmp_path / "project", release, str(store))
+    target = root / "releases" / release.name
+    real = publishing._dvc
+
+    def push_then_lose_objects(args, cwd, what):
+        out = real(args, cwd, what)
+        if args[0] == "push":
+            for victim in sorted(p for p in store.rglob("*") if p.is_file())[::2]:
+                victim.unlink()
+        return out
+
+    monkeypatch.setattr(publishing, "_dvc", push_then_lose_objects)
+    with pytest.raises(PublishError, match="after the push it still lacks .* nothing was tagged"):
+        publish(target, "store")
+    assert not subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True, timeout=600).stdout
+    monkeypatch.setattr(publishing, "_dvc", real)
+    publish(target, "store")  # the rerun pushes what is missing, checks, and tags
+    fresh = clone(root, tmp_path / "clone")
+    fetch(release.name, fresh)
+    assert files(fresh / "releases" / release.name) == files(release)
+
+    record = read_record(release.name, fresh)
+    (tmp_path / "outside").mkdir()
+    shutil.copytree(release, tmp_path / "outside" / release.name)  # a valid release the edited tag points at
+    for field, value in (("release", f"../outside/{release.name}"), ("release", "/etc"),
+                         ("dvc_lock", {"path": "../project/dvc.lock", "sha256": record["dvc_lock"]["sha256"]}),
+                         ("outs", ["releases/../../outside"]), ("release", 7)):
+        edited = {**record, field: value}
+        message = f"{publishing.RECORD_HEADER} {release.name}\n\n{json.dumps(edited)}\n"
+        subprocess.run([*GIT, "tag", "-f", "-a", release.name, "-m", message], cwd=fresh, check=True,
+                       capture_output=True, timeout=600)
+        with pytest.raises(PublishError, match=f"record's {field}.* (leaves the clone|is not a path)"):
+            fetch(release.name, fresh)
+
+
 def _changed_copy(release: Path, dest: Path, arch: int, delta: float) -> Path:
     """``release`` with one arch's test accuracy moved by ``delta`` (every seed and the mean) and hp 12's lr changed."""
     shutil.copytree(release, dest)

@@ -23,7 +23,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -126,6 +126,18 @@ def _remote_url(root: Path, remote: str) -> str:
     return str(remotes[remote]["url"])
 
 
+def _check_on_remote(root: Path, remote: str, dvcfile: str) -> None:
+    """Every object the lock file names is on the remote, asked of the remote itself after the push: a push
+    that was interrupted, or that trusted a stale record of what the remote holds, must not be tagged."""
+    missing = json.loads(_dvc(["status", "--cloud", "-r", remote, "--json", dvcfile], root,
+                              f"dvc status against {remote}") or "{}")
+    if missing:
+        listed = ", ".join(f"{path} ({state})" for path, state in sorted(missing.items())[:5])
+        raise PublishError(f"{remote}: after the push it still lacks {len(missing)} of this release's objects "
+                           f"({listed}); nothing was tagged. Rerun `nasforge release publish` once the remote is "
+                           "reachable")
+
+
 def publish(release: Path | str, remote: str, git_remote: str | None = None) -> dict:
     """Push ``release`` and its lock file's intermediates to the DVC ``remote`` and tag the commit; return the record."""
     release = Path(release).resolve()
@@ -140,6 +152,7 @@ def publish(release: Path | str, remote: str, git_remote: str | None = None) -> 
     url = _remote_url(root, remote)
     dvcfile = located.lock.with_name("dvc.yaml").relative_to(root).as_posix()
     _dvc(["push", "-r", remote, dvcfile], root, f"dvc push to {remote}")
+    _check_on_remote(root, remote, dvcfile)
     record = {
         "name": name, "version": manifest.get("version"), "space": manifest.get("space"),
         "commit": _git(["rev-parse", "HEAD"], root, "git rev-parse").strip(),
@@ -172,10 +185,38 @@ def read_record(name: str, root: Path | str = ".") -> dict:
         raise PublishError(f"tag {name!r}: its record is not valid JSON; the tag was edited") from None
 
 
+def _inside(root: Path, rel: object, name: str, field: str) -> str:
+    """A path of a tag record, relative and inside the clone; anything else means the tag was edited."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
+        raise PublishError(f"tag {name!r}: its record's {field} {rel!r} is not a path; the tag was edited")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or any(part in ("", ".", "..") for part in rel.split("/")) or \
+            not (root / rel).resolve().is_relative_to(root):
+        raise PublishError(f"tag {name!r}: its record's {field} {rel!r} leaves the clone {root}; the tag was edited, "
+                           "do not use it")
+    return rel
+
+
+def _checked_record(record: object, name: str, root: Path) -> dict:
+    """The record's fields that name files or programs, typed and confined to the clone."""
+    if not isinstance(record, dict) or not isinstance(record.get("dvc_lock"), dict) or \
+            not isinstance(record.get("outs"), list) or not isinstance(record.get("remote"), dict):
+        raise PublishError(f"tag {name!r}: its record lacks dvc_lock, outs or remote; the tag was edited")
+    _inside(root, record["dvc_lock"].get("path"), name, "dvc_lock.path")
+    _inside(root, record.get("release"), name, "release")
+    for out in record["outs"]:
+        _inside(root, out, name, "outs")
+    for field, value in (("dvc_lock.sha256", record["dvc_lock"].get("sha256")),
+                         ("manifest_sha256", record.get("manifest_sha256")), ("remote.name", record["remote"].get("name"))):
+        if not isinstance(value, str) or not value or value.startswith("-"):
+            raise PublishError(f"tag {name!r}: its record's {field} {value!r} is not valid; the tag was edited")
+    return record
+
+
 def fetch(name: str, root: Path | str = ".", remote: str | None = None, intermediates: bool = False) -> dict:
     """Pull release ``name`` from its DVC remote into the clone at ``root`` (checked out at the tag) and verify it."""
     root = Path(root).resolve()
-    record = read_record(name, root)
+    record = _checked_record(read_record(name, root), name, root)
     head = _git(["rev-parse", "HEAD"], root, "git rev-parse").strip()
     tagged = _git(["rev-list", "-n", "1", name], root, "git rev-list").strip()
     if head != tagged:
