@@ -204,6 +204,37 @@ print("ok")
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
 
 
+def test_a_release_lacking_what_every_release_holds_does_not_verify(release):
+    """Two imports racing for one folder once left a release without tables/ whose manifest, listing none, verified."""
+    manifest = json.loads((release / "manifest.json").read_text())
+    for rel in ("tables/archs.parquet", "tables/epochs.parquet", "validation/validation.json"):
+        (release / rel).unlink()
+        del manifest["files"][rel]
+    (release / "manifest.json").write_text(json.dumps(manifest))
+    problems = verify(release)
+    assert [p.split(",")[0] for p in problems] == [
+        "manifest.json: lists no tables/archs.parquet", "manifest.json: lists no tables/epochs.parquet",
+        "manifest.json: lists no validation/validation.json"], problems
+    manifest["source"] = {"layout": "nats-simple"}  # claiming to be an import: an import's tables are required
+    (release / "manifest.json").write_text(json.dumps(manifest))
+    assert any("lists no tables/source.json, which every imported release holds" in p for p in verify(release))
+
+
+def test_a_huge_sparse_file_is_refused_by_its_size_before_any_hashing(release, monkeypatch):
+    import nasforge.release.manifest as manifest_module
+
+    victim = release / "tables" / "archs.parquet"
+    victim.unlink()
+    with open(victim, "wb") as f:
+        f.truncate(64 << 30)  # 64 GiB of holes: hashing it would take minutes
+    hashed = []
+    real = manifest_module.file_sha256
+    monkeypatch.setattr(manifest_module, "file_sha256", lambda path: hashed.append(path) or real(path))
+    problems = verify(release)
+    assert any(p.startswith(f"{victim}: {64 << 30} bytes where manifest.json lists") for p in problems), problems
+    assert victim not in hashed and hashed  # the other files were hashed
+
+
 @pytest.mark.parametrize("content,message", [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "a JSON list, not an object"),

@@ -121,6 +121,24 @@ def read_manifest(path: Path, top: bool = True) -> dict:
     return manifest
 
 
+# What every release holds, by how it was made (an import's manifest names its ``source``): a release
+# whose manifest lists less is incomplete however well its listed files match (two imports racing for
+# one folder once left one without tables/ that verified).
+REQUIRED = ("DATACARD.md", "tables/archs.parquet", "tables/epochs.parquet", "tables/protocols.json")
+REQUIRED_BY_KIND = {
+    "built": ("tables/plan.parquet", "validation/validation.json"),
+    "imported": ("tables/arch_times.parquet", "tables/run_costs.parquet", "tables/run_times.parquet",
+                 "tables/source.json", "validation/audit.json"),
+}
+
+
+def _incomplete(manifest: dict) -> list[str]:
+    kind = "imported" if "source" in manifest else "built"
+    return [f"{MANIFEST}: lists no {rel}, which every {kind} release holds; the release is incomplete: "
+            f"{'import' if kind == 'imported' else 'build'} it again"
+            for rel in (*REQUIRED, *REQUIRED_BY_KIND[kind]) if rel not in manifest["files"]]
+
+
 def verify(folder: Path | str) -> list[str]:
     """Every problem found: unsafe entries, changed, missing or unlisted files, in both manifests.
     Empty means the files are exactly those the manifests list."""
@@ -133,6 +151,7 @@ def verify(folder: Path | str) -> list[str]:
         return [str(err)]
     problems = unsafe_entries(folder)
     unsafe = {p.split(": ", 1)[0] for p in problems}
+    problems += _incomplete(manifests[0][2])
     listed = {MANIFEST, measured_rel}
     for manifest_rel, base, manifest in manifests:
         for rel, entry in sorted(manifest["files"].items()):
@@ -141,6 +160,11 @@ def verify(folder: Path | str) -> list[str]:
             if str(path) in unsafe or any(str(parent) in unsafe for parent in path.parents):
                 continue  # already reported, and never read
             try:
+                size = os.lstat(path).st_size
+                if size != entry["bytes"]:  # before any hashing: a 64 GB sparse file is refused in no time
+                    problems.append(f"{path}: {size} bytes where {manifest_rel} lists {entry['bytes']} (changed since "
+                                    "release)")
+                    continue
                 digest, size = file_sha256(path)
             except FileNotFoundError:
                 problems.append(f"{path}: listed in {manifest_rel} but missing")
