@@ -265,7 +265,7 @@ def _archs(release):
     (lambda t: pl.concat([t, t.head(1)]), "repeat a (dataset, hp, arch_index)"),
     (lambda t: t.with_columns(smuggled=pl.lit(1)), "unknown columns ['smuggled']"),
     (lambda t: t.drop("flops"), "missing columns ['flops']"),
-    (lambda t: t.with_columns(flops=pl.lit(-5.0)), "flops that is not finite and positive"),
+    (lambda t: t.with_columns(flops=pl.lit(-5.0)), "flops that is not finite and >= 0"),
     (lambda t: t.with_columns(arch_index=pl.col("arch_index") + 99999), "arch index outside"),
 ])
 def test_hostile_values_in_a_rehashed_release_are_refused(release, tamper, message):
@@ -275,6 +275,19 @@ def test_hostile_values_in_a_rehashed_release_are_refused(release, tamper, messa
                        .replace("]", r"\]").replace(".", r"\.")):
         Benchmark.open(release)
     one_line_error(runner.invoke(app, ["query", str(release), "0"]), "tables/archs.parquet")
+
+
+def test_manifest_fields_nobody_hashes_neither_turn_checks_off_nor_change_answers(release):
+    """Adding a ``source`` key once switched the value checks off (test accuracy -7 was served); ``space: sss``
+    in a TSS release once answered SSS arch strings for TSS results."""
+    manifest = json.loads((release / "manifest.json").read_text())
+    (release / "manifest.json").write_text(json.dumps({**manifest, "space": "sss"}))
+    with pytest.raises(ReleaseError, match="not the sss space's arch of that index"):
+        Benchmark.open(release)
+    (release / "manifest.json").write_text(json.dumps({**manifest, "source": {"layout": "nats-simple", "files": []}}))
+    replace_table(release, "tables/archs.parquet", _archs(release).with_columns(test_acc_mean=pl.lit(-7.0)))
+    with pytest.raises(ReleaseError, match=r"test_acc outside 0\.\.100"):
+        Benchmark.open(release)
 
 
 def test_a_truncated_table_is_a_clear_error(release):

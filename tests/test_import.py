@@ -603,6 +603,10 @@ def test_source_files_that_could_escape_hang_or_mislead_are_refused_and_nothing_
     states = ns.arch_states(3)
     next(iter(states["12"]["all_results"].values()))["epochs"] = True
     ns.save_numpy1(states, bool_epochs / "000003.pickle.pbz2")
+    huge = folder("huge")  # 1e308 once imported, was flagged by the audit, and still won find_best
+    states = ns.arch_states(3)
+    next(iter(states["12"]["all_results"].values()))["eval_acc1es"]["ori-test@11"] = 1e308
+    ns.save_numpy1(states, huge / "000003.pickle.pbz2")
     twice = folder("twice")
     shutil.copy(twice / "000003.pickle.pbz2", twice / "0000003.pickle.pbz2")
     fifo = folder("fifo")
@@ -613,6 +617,7 @@ def test_source_files_that_could_escape_hang_or_mislead_are_refused_and_nothing_
     (zero / "000009.pickle.pbz2").symlink_to("/dev/zero")
     cases = {bad_budget: r"000003\.pickle\.pbz2: budget key '12/\.\./.*' is not a NATS-Bench budget",
              bool_epochs: r"simple arch 3 \[12\]\[cifar10-valid, 111\]: 'epochs' is True, expected a positive integer",
+             huge: r"simple arch 3 \[12\]\[cifar10-valid, 111\]: test_acc holds 1e\+308, outside 0\.\.100",
              twice: r"0{5,6}3\.pickle\.pbz2 and 0{5,6}3\.pickle\.pbz2 both hold arch 3",
              fifo: r"000009\.pickle\.pbz2: not a regular file",
              zero: r"000009\.pickle\.pbz2: cannot be opened as a plain file"}

@@ -174,8 +174,7 @@ class Benchmark:
         if missing:
             raise QueryError(f"{path}: no columns {missing}; it was built by nasforge "
                              f"before 0.2.0 (no valtest, another lr schedule): rebuild it with `nasforge pipeline`")
-        # An import keeps its source's values as they are (its audit reports any out of range).
-        check_archs(archs, path, len(get_space(space)), ranges=IMPORT_KEY not in (manifest or {}))
+        check_archs(archs, path, space)
         columns = _Columns(archs)
         rows = {key: i for i, key in enumerate(zip(columns["dataset"], columns["hp"], columns["arch_index"], strict=True))}
         return cls(Path(root), manifest or {"space": space}, archs, rows, columns, frozenset(columns["arch_index"]),

@@ -11,6 +11,7 @@ losses and accuracies are NaN and ``diverged`` says why.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -42,23 +43,30 @@ def _non_finite(column: str) -> pl.Expr:
     return pl.col(column).is_not_null() & ~pl.col(column).is_finite()
 
 
-def check_archs(frame: pl.DataFrame, path: Path, space_size: int, ranges: bool = True) -> None:
-    """The per-arch table: schema, keys and (with ``ranges``) value ranges. An imported benchmark keeps
-    its source's values whatever they are; its audit reports those out of range instead."""
+def check_archs(frame: pl.DataFrame, path: Path, space: str) -> None:
+    """The per-arch table: schema, keys, value ranges, and arch strings that are ``space``'s (the manifest
+    says which space; the table must agree). Every release gets every check, built or imported: the checks
+    follow from the tables, never from a manifest field anyone could add (an import refuses a source's
+    out-of-range value when it is read). Costs may be 0: NAS-Bench-201 v1.0 recorded no FLOPs."""
+    from nasforge.spaces import get_space
+
     check_schema(frame, ARCH_SCHEMA, path)
+    names = _space_names(space)
+    space_size = len(get_space(space))
     _refuse(frame, pl.struct("dataset", "hp", "arch_index").is_duplicated(), "repeat a (dataset, hp, arch_index)", path)
     _refuse(frame, ~pl.col("hp").str.contains(r"^[0-9]+$") | pl.col("hp").is_null(), "have a budget hp that is not digits", path)
     _refuse(frame, ~pl.col("arch_index").is_between(0, space_size - 1) | ~pl.col("canonical_index").is_between(0, space_size - 1),
             f"have an arch index outside 0..{space_size - 1}", path)
-    for column in ("params", "flops") if ranges else ():
-        _refuse(frame, ~(pl.col(column).is_finite() & (pl.col(column) > 0)), f"have {column} that is not finite and positive", path)
+    expected = names.gather(frame["arch_index"])
+    _refuse(frame.with_columns(expected=expected), pl.col("arch") != pl.col("expected"),
+            f"name an arch that is not the {space} space's arch of that index (the manifest says space {space!r})", path)
+    for column in ("params", "flops"):
+        _refuse(frame, ~(pl.col(column).is_finite() & (pl.col(column) >= 0)), f"have {column} that is not finite and >= 0", path)
     _refuse(frame, (pl.col("n_seeds") < 1) | (pl.col("seeds").list.len() != pl.col("n_seeds"))
             | (pl.col("seeds").list.n_unique() != pl.col("n_seeds")), "have a seed list that disagrees with n_seeds", path)
     for m in METRICS:
         seeds = f"{m}_seeds"
         _refuse(frame, pl.col(seeds).list.len() != pl.col("n_seeds"), f"have {seeds} of another length than seeds", path)
-        if not ranges:
-            continue
         low, high = (0.0, 100.0) if m.endswith("_acc") else (0.0, float("inf"))
         values = frame.select("diverged", "dataset", "hp", "arch_index", pl.col(seeds).alias("v")).explode("v").vstack(
             frame.select("diverged", "dataset", "hp", "arch_index", pl.col(f"{m}_mean").alias("v")))
@@ -66,6 +74,13 @@ def check_archs(frame: pl.DataFrame, path: Path, space_size: int, ranges: bool =
                 f"have {m} outside {low:g}..{high:g}", path)
         _refuse(values, _non_finite("v") & ~pl.col("diverged"), f"have a non-finite {m} but are not marked diverged", path)
         _refuse(frame, pl.col(f"{m}_std") < 0, f"have a negative {m}_std", path)
+
+
+@cache
+def _space_names(space: str) -> pl.Series:
+    from nasforge.spaces import get_space
+
+    return pl.Series(list(get_space(space)), dtype=pl.String)
 
 
 def check_times(frame: pl.DataFrame, path: Path) -> None:

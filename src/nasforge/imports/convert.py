@@ -136,8 +136,17 @@ class Converter:
             for field, metric in (("eval_losses", "loss"), ("eval_acc1es", "acc"), ("eval_times", "seconds")):
                 values = r.get(field) or {}
                 columns[f"{split}_{metric}"] = list(map(values.get, keys))
-        losses = columns["train_loss"]
-        diverged = any(v is not None and not math.isfinite(v) for v in losses)
+        metrics = {name: values for name, values in columns.items() if name.endswith(("_loss", "_acc"))}
+        for name, values in metrics.items():
+            high = 100.0 if name.endswith("_acc") else math.inf
+            bad = next((v for v in values if v is not None and math.isfinite(v) and not 0.0 <= v <= high), None)
+            if bad is not None:
+                # NATS-Bench's files hold accuracies in percent and non-negative losses; a value outside them
+                # would be served (and could win find_best), so it is refused here, naming the run
+                raise InputError(f"{where}: {name} holds {bad!r}, outside 0..{high:g}; not a value NATS-Bench's "
+                                 "training writes: the file was altered or is not NATS-Bench's")
+        # A run with a non-finite metric diverged somewhere: marked so, as a built run would be.
+        diverged = any(v is not None and not math.isfinite(v) for values in metrics.values() for v in values)
         b["arch_index"].extend([index] * epochs)
         b["seed"].extend([seed] * epochs)
         b["epoch"].extend(range(epochs))
