@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -288,6 +289,29 @@ def test_manifest_fields_nobody_hashes_neither_turn_checks_off_nor_change_answer
     replace_table(release, "tables/archs.parquet", _archs(release).with_columns(test_acc_mean=pl.lit(-7.0)))
     with pytest.raises(ReleaseError, match=r"test_acc outside 0\.\.100"):
         Benchmark.open(release)
+
+
+@pytest.mark.parametrize("protocol,message", [({"warmup": 10**9}, "warmup=1000000000 is not allowed"),
+                                              ({"lr": -1}, "lr=-1 is not allowed"),
+                                              ({"lr": 0.1, "dropout": 0.5}, "unknown protocol keys ['dropout']")])
+def test_audit_and_diff_use_nothing_unverified_and_no_protocol_unchecked(release, tmp_path, protocol, message):
+    """An edited protocols.json once reached training (audit) and was reported as a real change (diff); a
+    re-hashed one with warmup 10**9, lr -1 or an unknown key reached training or gave a traceback."""
+    from nasforge.publish.diff import diff_releases
+    from nasforge.replicate import audit_release
+
+    path = release / "tables/protocols.json"
+    original = path.read_text()
+    protocols = json.loads(original)
+    hp = next(iter(protocols))
+    path.write_text(json.dumps({**protocols, hp: {**protocols[hp], "protocol": protocol}}))
+    for action in (lambda: audit_release(release, 1, tmp_path / "audit"), lambda: diff_releases(release, release)):
+        with pytest.raises(ReleaseError, match=r"does not verify \(.*protocols\.json: "):
+            action()
+    rehash(release, "tables/protocols.json")
+    with pytest.raises(ValueError, match=f"protocols.json: hp {hp}'s .*{re.escape(message)}"):
+        audit_release(release, 1, tmp_path / "audit")
+    assert not (tmp_path / "audit").exists() or not list((tmp_path / "audit").rglob("*.parquet"))
 
 
 def test_a_truncated_table_is_a_clear_error(release):

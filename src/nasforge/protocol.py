@@ -19,9 +19,13 @@ from nasforge.errors import InputError
 from nasforge.schema import NATS_BUDGETS, epochs_of
 
 # key: (type, lower bound, bound exclusive), as workflow/schemas/params.schema.yaml's train.protocol
-_OVERRIDE_RULES = {"lr": ((int, float), 0, True), "eta_min": ((int, float), 0, False), "warmup": (int, 0, False),
-                   "momentum": ((int, float), 0, False), "nesterov": (bool, 0, False),
-                   "weight_decay": ((int, float), 0, False), "batch_size": (int, 1, False)}
+# (type, lower bound, bound exclusive, upper bound): the same as params.schema.yaml's protocol entries. The
+# upper bounds are far beyond any published protocol and keep a tampered release's protocols.json (read by
+# audit) from asking for 10**9 warm-up epochs or a batch no memory holds.
+_OVERRIDE_RULES = {"lr": ((int, float), 0, True, 10), "eta_min": ((int, float), 0, False, 10),
+                   "warmup": (int, 0, False, 1000), "momentum": ((int, float), 0, False, 1),
+                   "nesterov": (bool, 0, False, None), "weight_decay": ((int, float), 0, False, 1),
+                   "batch_size": (int, 1, False, 65536)}
 
 
 @dataclass(frozen=True)
@@ -70,13 +74,13 @@ class Protocol:
         if unknown:
             raise InputError(f"unknown protocol keys {unknown}: expected some of {sorted(known)}")
         for key, value in overrides.items():
-            kind, low, strict = _OVERRIDE_RULES[key]
+            kind, low, strict, high = _OVERRIDE_RULES[key]
             ok = (isinstance(value, bool) if kind is bool else
                   isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-                  and (value > low if strict else value >= low))
+                  and (value > low if strict else value >= low) and value <= high)
             if not ok:
                 allowed = "true or false" if kind is bool else (
-                    f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low}")
+                    f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low} and <= {high}")
                 raise InputError(f"protocol {key}={value!r} is not allowed: expected {allowed}")
         return replace(self, **overrides)
 

@@ -13,6 +13,7 @@ import json
 import math
 from pathlib import Path
 
+from nasforge.release.manifest import ReleaseError, verify
 from nasforge.schema import ARCH_KEYS
 
 COMPARED = ["train_acc_mean", "valid_acc_mean", "test_acc_mean", "valtest_acc_mean", "params", "flops", "n_seeds"]
@@ -39,6 +40,10 @@ def diff_releases(a: Path | str, b: Path | str) -> dict:
     """Everything that differs from release ``a`` to release ``b``."""
     from nasforge.api import Benchmark
 
+    for release in (a, b):  # a change is a change between two releases as released, never a tampered file
+        problems = verify(release)
+        if problems:
+            raise ReleaseError(f"{release}: does not verify ({problems[0]}); diff compares intact releases only")
     old, new = Benchmark.open(a), Benchmark.open(b)
     files_a, files_b = old.manifest["files"], new.manifest["files"]
     files = {

@@ -32,6 +32,7 @@ import polars as pl
 from nasforge.errors import InputError, MissingInputError
 from nasforge.files import sha256
 from nasforge.paths import PROTOCOLS
+from nasforge.release.manifest import ReleaseError, verify
 from nasforge.replicate.report import write_report
 from nasforge.replicate.sample import stratified_sample
 from nasforge.schema import METRICS, SHARD_KEYS, SHARD_SCHEMA, epochs_of
@@ -69,10 +70,13 @@ def _release_protocol(root: Path, hp: str):
 
     path = root / "tables" / PROTOCOLS
     protocols = json.loads(path.read_text())
-    if hp not in protocols:
-        raise InputError(f"{path}: records no protocol for hp {hp} (it has {sorted(protocols)}); "
-                         "the release cannot be re-trained as it was")
-    return Protocol(**protocols[hp]["protocol"])
+    if not isinstance(protocols, dict) or hp not in protocols:
+        raise InputError(f"{path}: records no protocol for hp {hp}; the release cannot be re-trained as it was")
+    recorded = protocols[hp].get("protocol") if isinstance(protocols[hp], dict) else None
+    try:  # every key known and every value in range before anything trains under it
+        return Protocol().with_overrides(recorded if recorded is not None else {})
+    except InputError as err:
+        raise InputError(f"{path}: hp {hp}'s {err}; the release was altered: fetch it again") from None
 
 
 def _data_folder(data: Path | None, dataset: str, out: Path) -> Path:
@@ -104,7 +108,11 @@ def audit_release(release: Path | str, sample: int, out: Path | str, seed: int =
 
     settings = settings or AuditSettings()
     root, out = Path(release), Path(out)
-    bench = Benchmark.open(root)  # refuses an altered or malformed release before anything trains
+    problems = verify(root)  # every file, protocols.json included, as released, before anything trains
+    if problems:
+        raise ReleaseError(f"{root}: does not verify ({problems[0]}); an audit re-trains only an intact release: "
+                           "fetch it again")
+    bench = Benchmark.open(root)  # refuses malformed tables
     dataset = dataset or bench.datasets[0]
     hp = hp or bench.budgets[0]
     if dataset not in bench.datasets or hp not in bench.budgets:
