@@ -242,6 +242,10 @@ def test_a_huge_sparse_file_is_refused_by_its_size_before_any_hashing(release, m
     ('{"space": "tss"}', "no 'files' object"),
     ('{"files": {}}', "'space' is None"),
     ('{"space": "tss", "files": {"tables/archs.parquet": {"sha256": "x"}}}', "needs a 64-hex 'sha256'"),
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than any manifest"),  # once a RecursionError
+    ('{"space": "tss", "files": {}, "params": [1]}', "'params' is a JSON list, expected an object"),
+    ('{"space": "tss", "files": {}, "params": {"train": {"threads": "abc"}}}', "integer 'threads' of 1..1024"),
+    ('{"space": "tss", "files": {}, "name": {"x": 1}}', "'name' is a JSON dict, expected a string"),
 ])
 def test_malformed_manifests_get_one_line_errors(release, content, message):
     (release / "manifest.json").write_text(content)
@@ -320,6 +324,21 @@ def test_a_truncated_table_is_a_clear_error(release):
     rehash(release, "tables/archs.parquet")
     with pytest.raises(IntegrityError, match="not a readable parquet table"):
         Benchmark.open(release)
+
+
+def test_a_truncated_per_epoch_table_is_one_line_for_every_reader(release):
+    """A truncated but re-hashed epochs.parquet once gave polars' ComputeError from get_more_info(iepoch=...)
+    and from BOHB, which scan it lazily."""
+    data = (release / "tables/epochs.parquet").read_bytes()
+    (release / "tables/epochs.parquet").write_bytes(data[: len(data) // 2])
+    rehash(release, "tables/epochs.parquet")
+    api = create(release, "tss", fast_mode=True, verbose=False)
+    index = api.query_index_by_arch(Benchmark.open(release).archs["arch"][0])
+    with pytest.raises(ReleaseError, match=r"epochs\.parquet: not a readable parquet table"):
+        api.get_more_info(index, "mnist5k", iepoch=0, hp="12")
+    with pytest.raises(ReleaseError, match=r"epochs\.parquet: not a readable parquet table"):
+        run_search(Benchmark.open(release), "bohb", "mnist5k", "12", 1000.0, 1)
+    one_line_error(runner.invoke(app, ["search", str(release), "--algo", "bohb", "--runs", "1"]), "epochs.parquet")
 
 
 @pytest.mark.parametrize("seconds", [0.0, -3.0, float("nan"), float("inf")])

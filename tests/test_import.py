@@ -6,6 +6,7 @@ import json
 import math
 import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -661,3 +662,55 @@ def test_the_bytes_parsed_are_the_bytes_recorded_when_a_file_is_swapped_mid_impo
     files = {f["name"]: f for f in json.loads((out / "tables" / "source.json").read_text())["files"]}
     assert files[target.name]["sha256"] == hashlib.sha256(original).hexdigest()
     assert (out / "tables" / "epochs.parquet").read_bytes() == (release / "tables" / "epochs.parquet").read_bytes()
+
+
+def _run0(states: dict) -> dict:
+    """The first run record of hp 12 in an arch's states (cifar10-valid, seed 111)."""
+    return next(iter(states["12"]["all_results"].values()))
+
+
+@pytest.mark.parametrize("tamper,message", [
+    (lambda st: _run0(st).update(epochs=10**10), "'epochs' is 10000000000, expected a positive integer of at most 1000"),
+    (lambda st: st["12"]["dataset_seed"].update({"cifar10-valid": ["abc"]}), "expected a list of integer seeds"),
+    (lambda st: st["12"]["dataset_seed"].update({7: [111]}), "keyed by"),
+    (lambda st: _run0(st).update(train_losses={0: "low"}), "a str where NATS-Bench records a number"),
+    (lambda st: _run0(st).update(latency=["fast"]), "a str where NATS-Bench records a number"),
+    (lambda st: _run0(st).update(eval_names=5), "eval_names is a int, expected a list of names"),
+    (lambda st: _run0(st).update(eval_acc1es=[1, 2]), "eval_acc1es is a list"),
+    (lambda st: _run0(st).update(train_losses=[[[[0.5]]]]), "a list where NATS-Bench records a number"),
+])
+def test_wrong_types_in_a_source_pickle_are_one_line_errors(imported, tmp_path, tamper, message):
+    source, _ = imported
+    copy = tmp_path / source.name
+    shutil.copytree(source, copy)
+    states = ns.arch_states(3)
+    tamper(states)
+    ns.save_numpy1(states, copy / "000003.pickle.pbz2")
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        import_release(copy, "tss", tmp_path / "rel")
+    assert str(copy) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "rel").exists()
+
+
+def test_decompressed_sizes_and_declared_lengths_are_bounded(imported, tmp_path, monkeypatch):
+    """A 1 KB bz2 bomb once expanded to 1.5 GB, and a declared 2**62-byte string was allocated as declared."""
+    import bz2
+    import struct
+
+    from nasforge.imports import unpickle
+
+    source, _ = imported
+    monkeypatch.setattr(unpickle, "ARCH_FILE_LIMIT", 1 << 20)  # the bound, scaled down so the test stays small
+    bomb = tmp_path / "bomb" / source.name
+    shutil.copytree(source, bomb)
+    (bomb / "000003.pickle.pbz2").write_bytes(bz2.compress(pickle.dumps({"12": "0" * (8 << 20)}, protocol=4)))
+    assert (bomb / "000003.pickle.pbz2").stat().st_size < 4096
+    with pytest.raises(ValueError, match=r"000003\.pickle\.pbz2: holds more than 1048576 bytes once decompressed"):
+        import_release(bomb, "tss", tmp_path / "rel")
+    declared = tmp_path / "declared" / source.name
+    shutil.copytree(source, declared)
+    huge = b"\x80\x04\x8d" + struct.pack("<Q", 2**62) + b"tiny"  # BINUNICODE8 of 2**62 bytes, then 4
+    (declared / "000003.pickle.pbz2").write_bytes(bz2.compress(huge))
+    with pytest.raises(ValueError, match=r"000003\.pickle\.pbz2: not a readable NATS-Bench pickle"):
+        import_release(declared, "tss", tmp_path / "rel")
+    assert not (tmp_path / "rel").exists()

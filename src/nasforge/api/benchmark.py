@@ -238,6 +238,13 @@ class Benchmark:
                 check(path)
             else:  # the pipeline's checksum reader (small tables before a release exists)
                 self._read(path)
+            if path.suffix == ".parquet":  # scanned lazily later: a truncated (re-hashed) table fails here, named
+                try:
+                    pl.read_parquet_schema(path)
+                except (pl.exceptions.PolarsError, OSError) as err:
+                    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                    raise ReleaseError(f"{path}: not a readable parquet table ({first}); the release was altered: "
+                                       "fetch it again") from None
             done.add(path)
         return path
 

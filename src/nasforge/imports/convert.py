@@ -41,6 +41,7 @@ from nasforge.spaces import get_space
 from nasforge.tables import META_PREFIX, write_table
 
 _SPLITS = ("train", "valid", "test", "valtest")
+MAX_EPOCHS = 1000  # a run's epoch count sizes its rows: bounded before anything is allocated
 
 
 @cache
@@ -62,19 +63,27 @@ def _per_epoch(values, epochs: int, where: str) -> list:
     if values is None:
         return [None] * epochs
     if isinstance(values, dict):
-        return list(map(values.get, range(epochs)))
+        return [_number(v, where) for v in map(values.get, range(epochs))]
     if isinstance(values, (list, tuple)):
-        return list(values[:epochs]) + [None] * (epochs - len(values))
+        return [_number(v, where) for v in values[:epochs]] + [None] * (epochs - len(values))
     raise InputError(f"{where}: per-epoch values are a {type(values).__name__}, expected a dict or a list")
 
 
 def _number(value, where: str) -> float | None:
+    """A recorded number (NATS-Bench's are Python or numpy numbers, read as Python ones), or None."""
     if value is None:
         return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: {value!r} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{where}: a {type(value).__name__} where NATS-Bench records a number")
+    return float(value)
+
+
+def _text_list(value, where: str, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{where}: {what} is a {type(value).__name__}, expected a list of names")
+    return list(value)
 
 
 class Converter:
@@ -99,12 +108,20 @@ class Converter:
     def add(self, index: int, arch: str, by_hp: dict[str, dict], where: str) -> None:
         for hp, state in sorted(by_hp.items()):
             results, dataset_seed = state["all_results"], state["dataset_seed"]
+            if not all(isinstance(d, str) for d in dataset_seed):
+                raise InputError(f"{where}: hp {hp}'s dataset_seed is keyed by {sorted(map(type, dataset_seed), key=str)}, "
+                                 "expected dataset names")
             for dataset in sorted(dataset_seed):
                 try:
                     sets = eval_sets(dataset)
                 except ValueError as err:
                     raise InputError(f"{where}: {err}") from None
-                for seed in sorted(dataset_seed[dataset]):
+                seeds = dataset_seed[dataset]
+                if not isinstance(seeds, (list, tuple, set)) or not all(
+                        isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds):
+                    raise InputError(f"{where}: hp {hp}'s dataset_seed[{dataset!r}] is {type(seeds).__name__}, expected "
+                                     "a list of integer seeds")
+                for seed in sorted(seeds):
                     record = results.get((dataset, seed))
                     if not isinstance(record, dict):
                         raise InputError(f"{where}: hp {hp} lists seed {seed} of {dataset} but holds no results for it")
@@ -115,9 +132,10 @@ class Converter:
 
     def _add_run(self, index: int, dataset: str, hp: str, seed: int, r: dict, sets: dict[str, str], where: str) -> None:
         epochs = r.get("epochs")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise InputError(f"{where}: 'epochs' is {epochs!r}, expected a positive integer")
-        names = list(r.get("eval_names") or [])
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+            raise InputError(f"{where}: 'epochs' is {epochs!r}, expected a positive integer of at most {MAX_EPOCHS} "
+                             "(NATS-Bench trains at most 200)")
+        names = _text_list(r.get("eval_names"), where, "eval_names")
         unknown = [n for n in names if n not in sets]
         if unknown:
             raise InputError(f"{where}: eval sets {unknown} are not NATS-Bench's sets of {dataset} ({list(sets)})")
@@ -135,7 +153,10 @@ class Converter:
             split, keys = sets[name], _keys(name, epochs)
             for field, metric in (("eval_losses", "loss"), ("eval_acc1es", "acc"), ("eval_times", "seconds")):
                 values = r.get(field) or {}
-                columns[f"{split}_{metric}"] = list(map(values.get, keys))
+                if not isinstance(values, dict):
+                    raise InputError(f"{where}: {field} is a {type(values).__name__}, expected NATS-Bench's "
+                                     "{'set@epoch': value} dict")
+                columns[f"{split}_{metric}"] = [_number(values.get(k), where) for k in keys]
         metrics = {name: values for name, values in columns.items() if name.endswith(("_loss", "_acc"))}
         for name, values in metrics.items():
             high = 100.0 if name.endswith("_acc") else math.inf
@@ -164,7 +185,7 @@ class Converter:
         if latency is not None and not isinstance(latency, (list, tuple)):
             latency = [latency]
         self._costs.append((dataset, hp, index, seed, epochs, _number(r.get("params"), where),
-                            _number(r.get("flop"), where), None if latency is None else [float(x) for x in latency]))
+                            _number(r.get("flop"), where), None if latency is None else [_number(x, where) for x in latency]))
 
     def _flush(self) -> None:
         """Spill the buffered archs' rows, one part per (dataset, budget), and their per-arch rows."""

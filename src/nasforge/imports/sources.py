@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nasforge.errors import InputError, MissingInputError
-from nasforge.imports.unpickle import read_pickle, read_pth
+from nasforge.imports.unpickle import BENCHMARK_LIMIT, META_LIMIT, read_pickle, read_pth
 
 _ARCH_FILE = re.compile(r"^([0-9]+)\.pickle\.pbz2$")
 _NB201_HPS = {"less": "12", "full": "200"}
@@ -92,7 +92,7 @@ def open_source(path: Path | str, weights: bool = False) -> Source:
         if not meta_path.is_file():
             raise MissingInputError(f"{meta_path}: missing; a NATS-Bench simple folder holds meta.pickle.pbz2 and "
                                     "one {index:06d}.pickle.pbz2 per arch")
-        meta, record = read_pickle(meta_path)
+        meta, record = read_pickle(meta_path, limit=META_LIMIT)
         if not (isinstance(meta, dict) and isinstance(meta.get("meta_archs"), list)):
             raise InputError(f"{meta_path}: no 'meta_archs' list; not a NATS-Bench meta file")
         source = Source(path, "nats-simple", [str(a) for a in meta["meta_archs"]], weights=weights)
@@ -101,7 +101,7 @@ def open_source(path: Path | str, weights: bool = False) -> Source:
     if path.name.endswith(".pth"):
         (data, record), layout = read_pth(path), "nb201"
     elif path.name.endswith((".pickle.pbz2", ".pbz2", ".pickle")):
-        (data, record), layout = read_pickle(path, weights=weights), "nats-file"
+        (data, record), layout = read_pickle(path, weights=weights, limit=BENCHMARK_LIMIT), "nats-file"
     else:
         raise InputError(f"{path}: unknown format; expected a folder, *.pickle.pbz2 (NATS-Bench) or *.pth (NAS-Bench-201)")
     keys = ("meta_archs", "arch2infos", "evaluated_indexes")

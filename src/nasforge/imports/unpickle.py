@@ -223,6 +223,9 @@ class HashedFile(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        return self._file.fileno()
+
     def readinto(self, buffer) -> int:
         n = self._file.readinto(buffer)
         if n:
@@ -242,25 +245,66 @@ class HashedFile(io.RawIOBase):
         return {"name": self.path.name, "bytes": self.size, "sha256": self._digest.hexdigest()}
 
 
-def read_pickle(path: Path, weights: bool = False) -> tuple[object, dict]:
-    """``load_pickle``'s data and the file's provenance record, from one read of the file."""
+# What a real file of each kind can hold, decompressed (NATS-Bench's largest, the full TSS arch files with
+# every run's weights, hold ~150 MB): past these a file is not NATS-Bench's, and reading stops before a
+# bz2 bomb or a declared 2**62-byte string can take the memory.
+META_LIMIT = 64 << 20  # meta.pickle.pbz2: 15,625 or 32,768 arch strings (~1.5 MB)
+ARCH_FILE_LIMIT = 1 << 30  # one {index:06d}.pickle.pbz2
+BENCHMARK_LIMIT = 64 << 30  # a single-file benchmark, or NAS-Bench-201's .pth (2.2 GB as published)
+
+
+class _Capped:
+    """A decompressed stream that refuses to yield more than ``limit`` bytes, and never asks the
+    stream below for more than it may still yield, whatever length a pickle opcode declares."""
+
+    def __init__(self, stream, limit: int, path: Path) -> None:
+        self._stream, self._limit, self._path, self.count = stream, limit, path, 0
+
+    def _take(self, data: bytes) -> bytes:
+        self.count += len(data)
+        if self.count > self._limit:
+            raise InputError(f"{self._path}: holds more than {self._limit} bytes once decompressed, more than any "
+                             "NATS-Bench or NAS-Bench-201 file of its kind; not one of their files (or a bz2 bomb)")
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        room = self._limit - self.count + 1
+        return self._take(self._stream.read(room if n is None or n < 0 or n > room else n))
+
+    def readline(self, n: int = -1) -> bytes:
+        room = self._limit - self.count + 1
+        return self._take(self._stream.readline(room if n is None or n < 0 or n > room else n))
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+
+def read_pickle(path: Path, weights: bool = False, limit: int | None = None) -> tuple[object, dict]:
+    """``load_pickle``'s data and the file's provenance record, from one read of the file; ``limit``:
+    the most bytes it may hold decompressed (default: an arch file's)."""
     with HashedFile(path) as raw:
-        return load_pickle(path, weights=weights, stream=raw), raw.record()
+        return load_pickle(path, weights=weights, stream=raw, limit=limit or ARCH_FILE_LIMIT), raw.record()
 
 
-def read_pth(path: Path) -> tuple[object, dict]:
+def read_pth(path: Path, limit: int | None = None) -> tuple[object, dict]:
     """``load_pth``'s data and the file's provenance record, from one read of the file."""
+    limit = limit or BENCHMARK_LIMIT
     with HashedFile(path) as raw:
+        size = os.fstat(raw.fileno()).st_size
+        if size > limit:
+            raise InputError(f"{path}: {size} bytes, more than any NAS-Bench-201 file ({limit}); not one of its files")
         return load_pth(path, io.BytesIO(raw.readall())), raw.record()
 
 
 def load_pickle(path: Path, compressed: bool | None = None, weights: bool = False,
-                stream: io.RawIOBase | None = None) -> object:
+                stream: io.RawIOBase | None = None, limit: int = BENCHMARK_LIMIT) -> object:
     """The data of one NATS-Bench pickle (bz2-compressed ``.pbz2`` or plain), via the allow-list only.
 
     ``weights``: rebuild the trained weights of "full" files as tensors (through torch's weights-only
     loader) instead of skipping them unread. ``stream``: the file's bytes, already open (else ``path``
-    is opened)."""
+    is opened). ``limit``: the most bytes the pickle may hold (decompressed)."""
     path = Path(path)
     compressed = path.name.endswith(".pbz2") if compressed is None else compressed
     try:
@@ -269,9 +313,12 @@ def load_pickle(path: Path, compressed: bool | None = None, weights: bool = Fals
             buffered = io.BufferedReader(raw, 1 << 20)
             stack.callback(buffered.detach)  # leaves ``raw`` open for its record
             f = stack.enter_context(bz2.open(buffered, "rb")) if compressed else buffered
-            return _DataUnpickler(io.BufferedReader(f) if compressed else f, path, weights).load()
+            return _DataUnpickler(_Capped(f, limit, path), path, weights).load()
     except (RefusedPickle, InputError):
         raise
+    except (MemoryError, OverflowError, RecursionError) as err:
+        raise InputError(f"{path}: declares more than it can hold ({type(err).__name__}); not a NATS-Bench "
+                         "pickle") from None
     except _Refused as err:
         raise RefusedPickle(f"{path}: refused {err}; nothing from it was run. Import the file as published by "
                             "NATS-Bench's authors") from None

@@ -181,7 +181,7 @@ def read_record(name: str, root: Path | str = ".") -> dict:
         raise PublishError(f"tag {name!r} was not made by `nasforge release publish` (its message holds no record)")
     try:
         return json.loads(body)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise PublishError(f"tag {name!r}: its record is not valid JSON; the tag was edited") from None
 
 

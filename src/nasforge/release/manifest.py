@@ -97,6 +97,9 @@ def unsafe_entries(folder: Path) -> list[str]:
     return problems
 
 
+_FIELD_TYPES = {"params": dict, "name": str, "version": str, "environments": list, "source": dict, "space": str}
+
+
 def read_manifest(path: Path, top: bool = True) -> dict:
     """A manifest as a checked dict: ``files`` maps safe relative paths to {sha256, bytes}."""
     path = Path(path)
@@ -106,8 +109,21 @@ def read_manifest(path: Path, top: bool = True) -> dict:
         manifest = json.loads(read_bytes(path, MANIFEST_LIMIT))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ReleaseError(f"{path}: not valid JSON ({err}); restore it from the published release") from None
+    except RecursionError:
+        raise ReleaseError(f"{path}: nested deeper than any manifest nasforge writes; restore it from the published "
+                           "release") from None
     if not isinstance(manifest, dict):
         raise ReleaseError(f"{path}: a JSON {type(manifest).__name__}, not an object; restore it from the published release")
+    for key, kind in _FIELD_TYPES.items():  # what readers use: a wrong type is named here, not an AttributeError later
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise ReleaseError(f"{path}: '{key}' is a JSON {type(manifest[key]).__name__}, expected "
+                               f"{'an object' if kind is dict else 'a list' if kind is list else 'a string'}; "
+                               "restore it from the published release")
+    train = manifest.get("params", {}).get("train", {})
+    if not isinstance(train, dict) or not (isinstance(train.get("threads", 1), int) and not isinstance(train.get("threads", 1), bool)
+                                           and 1 <= train.get("threads", 1) <= 1024):
+        raise ReleaseError(f"{path}: params.train is not an object with an integer 'threads' of 1..1024; restore it "
+                           "from the published release")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise ReleaseError(f"{path}: no 'files' object listing the release's files; restore it from the published release")
