@@ -234,6 +234,8 @@ def test_a_huge_sparse_file_is_refused_by_its_size_before_any_hashing(release, m
     problems = verify(release)
     assert any(p.startswith(f"{victim}: {64 << 30} bytes where manifest.json lists") for p in problems), problems
     assert victim not in hashed and hashed  # the other files were hashed
+    with pytest.raises(ReleaseError, match=f"archs.parquet: {64 << 30} bytes where the manifest lists"):
+        Benchmark.open(release)  # once read all 64 GiB into memory to hash them
 
 
 @pytest.mark.parametrize("content,message", [

@@ -11,6 +11,7 @@ seed, epoch, so parquet statistics skip most of it).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -101,15 +102,27 @@ def _release_reader(root: Path, manifests: dict[str, dict]) -> Reader:
     def refuse(path: Path) -> None:
         raise ReleaseError(f"{path}: sha256 differs from the manifest (changed since release); {_REBUILD}")
 
-    def read(path: Path) -> bytes:
+    def sized(path: Path) -> dict:
+        """The entry, once the file's size matches it: a 64 GB sparse file is refused before a byte is read."""
         expected = entry(path)
-        data = read_bytes(path)
+        try:
+            size = os.lstat(path).st_size
+        except FileNotFoundError:
+            raise ReleaseError(f"{path}: listed in the manifest but missing; {_REBUILD}") from None
+        if size != expected["bytes"]:
+            raise ReleaseError(f"{path}: {size} bytes where the manifest lists {expected['bytes']} (changed since "
+                               f"release); {_REBUILD}")
+        return expected
+
+    def read(path: Path) -> bytes:
+        expected = sized(path)
+        data = read_bytes(path, expected["bytes"])
         if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
             refuse(path)
         return data
 
     def check(path: Path) -> None:
-        expected = entry(path)
+        expected = sized(path)
         if file_sha256(path) != (expected["sha256"], expected["bytes"]):
             refuse(path)
 
