@@ -94,7 +94,11 @@ def import_release(source_path: Path | str, space: str, out: Path | str, version
     _check_meta(source.meta_archs, space, source.path)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_parent(out.parent)  # imports into one folder take turns: each replaces out whole, in order
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))  # this run's own
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))  # this run's own
+    except BaseException:
+        os.close(lock)  # the try below releases it from here on
+        raise
     SkippedWeights.count = 0
     try:
         tables = staging / "tables"
