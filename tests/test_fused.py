@@ -32,8 +32,10 @@ from nasforge.train.splits import load_splits
 TSS, SSS = get_space("tss"), get_space("sss")
 SMALL_BATCH = Protocol.nats("12").with_overrides({"batch_size": 64})
 # fp32 agreement over whole epochs is checked at a gentler lr: at NATS-Bench's 0.1 for a whole first
-# epoch these nets amplify rounding past 1e-4 within it, whichever engine runs (see the docstring).
-STEADY_PROTOCOL = SMALL_BATCH.with_overrides({"lr": 0.05})
+# epoch these nets amplify rounding past 1e-4 within it, whichever engine runs (see the docstring). On the
+# 16x16 digits even 0.05 amplifies arch 0's rounding to 5e-4 in two epochs; at 0.02 the engines agree to
+# 5e-7 on these archs, 200 times inside the bound.
+STEADY_PROTOCOL = SMALL_BATCH.with_overrides({"lr": 0.02})
 NONE_HEAVY = "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_1x1~2|"
 TSS_GROUP = sorted({TSS.index(ALL_CONV), TSS.index(ALL_NONE), TSS.index(NONE_HEAVY),
                     *random.Random(4).sample(range(len(TSS)), 4)})

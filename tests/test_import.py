@@ -225,6 +225,12 @@ def test_release_holds_provenance_audit_and_verifies(imported):
     assert manifest["audit"]["missing_seeds"] == 1
 
 
+def test_the_tamperings_refused_on_fabricated_releases_are_refused_on_an_import(imported, tmp_path):
+    from helpers.tamper import run_battery
+
+    run_battery(imported[1], tmp_path)
+
+
 def test_reimport_is_byte_identical_and_layouts_agree(imported, tmp_path):
     source, release = imported
     again = Path(import_release(source, "tss", tmp_path / release.name)["release"])
@@ -581,6 +587,7 @@ def test_two_imports_into_one_out_take_turns_and_leave_a_whole_release(imported,
     assert not list(tmp_path.glob(".*partial")) and not list(tmp_path.glob(".*.old"))
 
 
+@pytest.mark.slow
 def test_source_files_that_could_escape_hang_or_mislead_are_refused_and_nothing_is_written(imported, tmp_path):
     """A budget key that is a path, two files for one arch, a FIFO and a link to /dev/zero among the arch files:
     each a one-line error naming the file, nothing written outside the test's folder, nothing at --out."""

@@ -38,6 +38,12 @@ def test_release_is_validated_and_verifies(built):
         assert (root / "results/validate/tss/summary.json").is_file()
 
 
+def test_the_tamperings_refused_on_fabricated_releases_are_refused_on_a_built_one(built, tmp_path):
+    from helpers.tamper import run_battery
+
+    run_battery(built[0] / RELEASE, tmp_path)
+
+
 def test_a_build_that_saves_weights_serves_them_and_they_give_its_accuracy(built):
     """train.save_weights (on in the tiny configuration): each run's trained weights travel shard ->
     aggregate -> release, `get_net_param` serves them, and evaluated again they give the test accuracy

@@ -110,8 +110,8 @@ def _release_reader(root: Path, manifests: dict[str, dict]) -> Reader:
         except FileNotFoundError:
             raise ReleaseError(f"{path}: listed in the manifest but missing; {_REBUILD}") from None
         if size != expected["bytes"]:
-            raise ReleaseError(f"{path}: {size} bytes where the manifest lists {expected['bytes']} (changed since "
-                               f"release); {_REBUILD}")
+            raise ReleaseError(f"{path}: sha256 differs from the manifest (changed since release: {size} bytes "
+                               f"where it lists {expected['bytes']}); {_REBUILD}")
         return expected
 
     def read(path: Path) -> bytes:

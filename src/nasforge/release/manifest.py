@@ -178,8 +178,8 @@ def verify(folder: Path | str) -> list[str]:
             try:
                 size = os.lstat(path).st_size
                 if size != entry["bytes"]:  # before any hashing: a 64 GB sparse file is refused in no time
-                    problems.append(f"{path}: {size} bytes where {manifest_rel} lists {entry['bytes']} (changed since "
-                                    "release)")
+                    problems.append(f"{path}: sha256 differs from {manifest_rel} (changed since release: {size} bytes "
+                                    f"where it lists {entry['bytes']})")
                     continue
                 digest, size = file_sha256(path)
             except FileNotFoundError:
