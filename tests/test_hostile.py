@@ -3,7 +3,6 @@ wrongly or written, never a traceback, a hang, code execution or numbers served.
 
 import hashlib
 import json
-import math
 import os
 import pickle
 import re
@@ -590,8 +589,23 @@ def test_a_full_disk_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
 
 
 def test_nan_never_wins_find_best(release):
+    """The first arch a search meets, marked diverged with NaN accuracies (as a run that blew up is stored),
+    must not win: NATS-Bench's loop keeps a NaN first arch as its best (no comparison beats NaN), and NaN
+    sorts above every number, so a find_best that forgot either would return it."""
+    archs = _archs(release)
+    setting = (pl.col("dataset") == "mnist5k") & (pl.col("hp") == "12")
+    first = archs.filter(setting)["arch_index"].min()
+    rest = archs.filter(setting & (pl.col("arch_index") != first)).sort(
+        ["test_acc_mean", "arch_index"], descending=[True, False]).row(0, named=True)
+    hit = setting & (pl.col("arch_index") == first)
+    nan = float("nan")
+    replace_table(release, "tables/archs.parquet", archs.with_columns(
+        pl.when(hit).then(pl.lit(nan)).otherwise(pl.col("test_acc_mean")).alias("test_acc_mean"),
+        pl.when(hit).then(pl.col("test_acc_seeds").list.eval(pl.element() * nan)).otherwise(
+            pl.col("test_acc_seeds")).alias("test_acc_seeds"),
+        pl.when(hit).then(pl.lit(True)).otherwise(pl.col("diverged")).alias("diverged")))
     api = create(str(release), "tss")
-    _, acc = api.find_best("mnist5k", "test", hp="12")
-    assert math.isfinite(acc) and 0 <= acc <= 100
+    assert api.find_best("mnist5k", "test", hp="12") == (rest["arch_index"], rest["test_acc_mean"])
+    assert Benchmark.open(release).best("mnist5k", "12") == (rest["arch_index"], rest["test_acc_mean"])
     with pytest.raises(QueryError):
         api.find_best("mnist5k", "test", hp="07")

@@ -175,6 +175,14 @@ def test_space_methods_and_attributes_match_nats_bench(imported, capsys):
          ours.get_more_info(3, "cifar100", hp="200", is_random=False))
 
 
+def test_siblings_are_exactly_the_isomorphic_archs_held(imported):
+    """The import holds one isomorphic pair (ns.ISOMORPHIC): each is the other's sibling, and no other arch is."""
+    bench = Benchmark.open(imported[1])
+    a, b = ns.ISOMORPHIC
+    assert bench.siblings(a) == bench.siblings(b) == [a, b]
+    assert all(bench.siblings(i) == [i] for i in ns.ARCHS if i not in ns.ISOMORPHIC)
+
+
 def test_absent_archs_and_seeds_stay_absent(imported):
     _, release = imported
     api = create(release, "tss")
