@@ -162,16 +162,22 @@ def test_nothing_is_tagged_until_the_remote_holds_every_object_and_edited_tags_s
     def push_then_lose_objects(args, cwd, what):
         out = real(args, cwd, what)
         if args[0] == "push":
-            for victim in sorted(p for p in store.rglob("*") if p.is_file())[::2]:
+            # half the files, the .dir listing kept: what DVC's own status and push take as a complete folder
+            for victim in sorted(p for p in store.rglob("*") if p.is_file() and not p.name.endswith(".dir"))[::2]:
                 victim.unlink()
         return out
 
     monkeypatch.setattr(publishing, "_dvc", push_then_lose_objects)
+    monkeypatch.setattr(publishing, "_push_objects", lambda *args: None)  # a remote that takes nothing more
     with pytest.raises(PublishError, match="after the push it still lacks .* nothing was tagged"):
         publish(target, "store")
     assert not subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True, timeout=600).stdout
-    monkeypatch.setattr(publishing, "_dvc", real)
-    publish(target, "store")  # the rerun pushes what is missing, checks, and tags
+    monkeypatch.undo()
+    monkeypatch.setattr(publishing, "_dvc", push_then_lose_objects)
+    # The lost objects are found one by one and re-sent (DVC's own push trusts the .dir listing it finds
+    # there and would skip them), then the tag is written.
+    publish(target, "store")
+    monkeypatch.undo()
     fresh = clone(root, tmp_path / "clone")
     fetch(release.name, fresh)
     assert files(fresh / "releases" / release.name) == files(release)

@@ -126,16 +126,61 @@ def _remote_url(root: Path, remote: str) -> str:
     return str(remotes[remote]["url"])
 
 
-def _check_on_remote(root: Path, remote: str, dvcfile: str) -> None:
-    """Every object the lock file names is on the remote, asked of the remote itself after the push: a push
-    that was interrupted, or that trusted a stale record of what the remote holds, must not be tagged."""
-    missing = json.loads(_dvc(["status", "--cloud", "-r", remote, "--json", dvcfile], root,
-                              f"dvc status against {remote}") or "{}")
+def _lock_objects(root: Path, lock: Path) -> set[str]:
+    """Every object the lock's outputs consist of: each output's md5 and, for a folder, each file's in its
+    ``.dir`` listing (read from the local cache, which the push just read from)."""
+    from dvc.repo import Repo
+
+    oids = set()
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    with Repo(str(root)) as repo:
+        cache = repo.cache.local
+        for entry in stages.values():
+            for out in entry.get("outs", []):
+                oid = out.get("md5")
+                if not oid:
+                    continue
+                oids.add(oid)
+                if oid.endswith(".dir"):
+                    listing = json.loads(Path(cache.oid_to_path(oid)).read_text())
+                    oids.update(item["md5"] for item in listing)
+    return oids
+
+
+def _missing_on_remote(root: Path, remote: str, oids: set[str]) -> list[str]:
+    """The objects the remote lacks, asked object by object: DVC's own status and push take a folder's
+    ``.dir`` listing on the remote as proof of all its files, which an interrupted push breaks."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        odb = repo.cloud.get_remote_odb(remote)
+        return sorted(oid for oid in oids if not odb.exists(oid))
+
+
+def _push_objects(root: Path, remote: str, oids: list[str]) -> None:
+    """Send these objects to the remote, bypassing DVC's index of what the remote holds (``dvc push``
+    consults it, so after an interrupted push it skips the very objects that are missing)."""
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    with Repo(str(root)) as repo:
+        cache = repo.cache.local
+        repo.cloud.transfer(cache, repo.cloud.get_remote_odb(remote, "push"), [HashInfo("md5", oid) for oid in oids],
+                            cache_odb=cache)
+
+
+def _complete_remote(root: Path, remote: str, lock: Path) -> None:
+    """After ``dvc push``: every object the lock names is on the remote, re-sent where it is not, or nothing
+    is tagged."""
+    oids = _lock_objects(root, lock)
+    missing = _missing_on_remote(root, remote, oids)
     if missing:
-        listed = ", ".join(f"{path} ({state})" for path, state in sorted(missing.items())[:5])
-        raise PublishError(f"{remote}: after the push it still lacks {len(missing)} of this release's objects "
-                           f"({listed}); nothing was tagged. Rerun `nasforge release publish` once the remote is "
-                           "reachable")
+        _push_objects(root, remote, missing)
+        missing = _missing_on_remote(root, remote, oids)
+    if missing:
+        raise PublishError(f"{remote}: after the push it still lacks {len(missing)} of this release's {len(oids)} "
+                           f"objects (first: {missing[0]}); nothing was tagged. Rerun `nasforge release publish` "
+                           "once the remote is reachable")
 
 
 def publish(release: Path | str, remote: str, git_remote: str | None = None) -> dict:
@@ -152,7 +197,7 @@ def publish(release: Path | str, remote: str, git_remote: str | None = None) -> 
     url = _remote_url(root, remote)
     dvcfile = located.lock.with_name("dvc.yaml").relative_to(root).as_posix()
     _dvc(["push", "-r", remote, dvcfile], root, f"dvc push to {remote}")
-    _check_on_remote(root, remote, dvcfile)
+    _complete_remote(root, remote, located.lock)
     record = {
         "name": name, "version": manifest.get("version"), "space": manifest.get("space"),
         "commit": _git(["rev-parse", "HEAD"], root, "git rev-parse").strip(),
