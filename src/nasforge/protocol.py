@@ -20,11 +20,13 @@ from nasforge.schema import NATS_BUDGETS, epochs_of
 
 # key: (type, lower bound, bound exclusive), as workflow/schemas/params.schema.yaml's train.protocol
 # (type, lower bound, bound exclusive, upper bound): the same as params.schema.yaml's protocol entries. The
-# upper bounds are far beyond any published protocol and keep a tampered release's protocols.json (read by
-# audit) from asking for 10**9 warm-up epochs or a batch no memory holds.
-_OVERRIDE_RULES = {"lr": ((int, float), 0, True, 10), "eta_min": ((int, float), 0, False, 10),
-                   "warmup": (int, 0, False, 1000), "momentum": ((int, float), 0, False, 1),
-                   "nesterov": (bool, 0, False, None), "weight_decay": ((int, float), 0, False, 1),
+# two upper bounds are far beyond any published protocol and keep a tampered release's protocols.json (read
+# by audit) from asking for 10**9 warm-up epochs or a batch no memory holds; a huge lr only diverges, which
+# training records (the tests use one to make a run diverge).
+_INF = float("inf")
+_OVERRIDE_RULES = {"lr": ((int, float), 0, True, _INF), "eta_min": ((int, float), 0, False, _INF),
+                   "warmup": (int, 0, False, 1000), "momentum": ((int, float), 0, False, _INF),
+                   "nesterov": (bool, 0, False, None), "weight_decay": ((int, float), 0, False, _INF),
                    "batch_size": (int, 1, False, 65536)}
 
 
@@ -80,7 +82,8 @@ class Protocol:
                   and (value > low if strict else value >= low) and value <= high)
             if not ok:
                 allowed = "true or false" if kind is bool else (
-                    f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low} and <= {high}")
+                    f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low}"
+                    + (f" and <= {high}" if high != _INF else ""))
                 raise InputError(f"protocol {key}={value!r} is not allowed: expected {allowed}")
         return replace(self, **overrides)
 
