@@ -4,7 +4,8 @@ Module and attribute names follow NATS-Bench's own code (``op``, ``conv_a``,
 ``downsample``, ...) so a state dict keys the same way and a parameter count
 matches theirs exactly. Every BN is affine and tracks running statistics;
 convolutions carry no bias (they feed a BN). A supernet's cell edges (``nasforge.oneshot``) build the
-same modules with ``affine=False, track=False``: BN on batch statistics, as NATS-Bench searches.
+same modules with ``affine=False, track=False``: BN on batch statistics, as NATS-Bench searches (the
+TSS supernet's convs with a bias, as xautodl's ``bias=not affine`` gives them).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ class ReLUConvBN(nn.Module):
     """ReLU -> Conv -> BN, NATS-Bench's ``nor_conv_kxk``."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
-                 affine: bool = True, track: bool = True) -> None:
+                 affine: bool = True, track: bool = True, bias: bool = False) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias),
             nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track),
         )
 
@@ -72,16 +73,18 @@ class FactorizedReduce(nn.Module):
         return self.bn(self.conv(x))
 
 
-def make_op(name: str, c_in: int, c_out: int, affine: bool = True, track: bool = True) -> nn.Module:
-    """One cell edge; cells in both spaces run at stride 1."""
+def make_op(name: str, c_in: int, c_out: int, affine: bool = True, track: bool = True, bias: bool = False) -> nn.Module:
+    """One cell edge; cells in both spaces run at stride 1. ``bias``: the convs of ``nor_conv_*`` carry a
+    bias (xautodl's ``bias=not affine``: its TSS search cells have one, which BN on batch statistics
+    cancels up to rounding; NATS-Bench's trained networks, affine, have none)."""
     if name == "none":
         return Zero(c_in, c_out)
     if name == "skip_connect":
         return nn.Identity() if c_in == c_out else FactorizedReduce(c_in, c_out, affine, track)
     if name == "nor_conv_1x1":
-        return ReLUConvBN(c_in, c_out, 1, 1, 0, affine, track)
+        return ReLUConvBN(c_in, c_out, 1, 1, 0, affine, track, bias)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(c_in, c_out, 3, 1, 1, affine, track)
+        return ReLUConvBN(c_in, c_out, 3, 1, 1, affine, track, bias)
     if name == "avg_pool_3x3":
         return Pooling(c_in, c_out, affine, track)
     raise InputError(f"unknown operation {name!r}")

@@ -399,6 +399,42 @@ def _digits(index: int) -> list[int]:
     return digits[::-1]
 
 
+def train_controller(controller: Controller, optimizer: torch.optim.Optimizer, batches: Iterator,
+                     accuracy_of: Callable[[tuple[int, ...], object], float], settings: Settings,
+                     prev_baseline: float | None, generator: torch.Generator) -> tuple[float | None, float | None]:
+    """One epoch of NATS-Bench's ENAS controller training (search-cell.py's ``train_controller``), rule for
+    rule: REINFORCE on reward = the sampled arch's validation batch accuracy (a fraction) plus
+    entropy_weight * entropy, the entropy's gradient kept in the reward; each step's baseline is
+    ``prev - (1 - decay) * (prev - reward)`` from the previous epoch's ``prev``, held fixed all epoch (the
+    first epoch's is the step's own accuracy); gradients averaged over ``controller_aggregate`` samples
+    and clipped to norm 5. Each step takes the next batch, then samples an arch (NATS-Bench's order), and
+    ``accuracy_of(ops, batch)`` scores it. Returns (mean reward, mean baseline): the next epoch's baseline."""
+    s = settings
+    controller.train()
+    optimizer.zero_grad()
+    rewards, baselines = [], []
+    for step in range(s.controller_steps * s.controller_aggregate):
+        batch = next(batches)
+        log_prob, ent, ops, _ = controller(generator)
+        acc = accuracy_of(ops, batch)
+        reward = acc + s.controller_entropy_weight * ent
+        if prev_baseline is None:
+            baseline = torch.tensor(acc, dtype=reward.dtype, device=reward.device)
+        else:
+            baseline = prev_baseline - (1 - s.controller_baseline_decay) * (prev_baseline - reward)
+        loss = -log_prob * (reward - baseline)
+        (loss / s.controller_aggregate).backward()
+        rewards.append(float(reward))
+        baselines.append(float(baseline))
+        if (step + 1) % s.controller_aggregate == 0:
+            nn.utils.clip_grad_norm_(controller.parameters(), 5.0)
+            optimizer.step()
+            optimizer.zero_grad()
+    if not rewards:
+        return None, prev_baseline
+    return sum(rewards) / len(rewards), sum(baselines) / len(baselines)
+
+
 class Enas(CellSearch):
     def _build(self, num_classes, in_channels):
         net = TopologySupernet(num_classes, in_channels, self.settings.channels, self.settings.cells_per_stage)
@@ -424,34 +460,17 @@ class Enas(CellSearch):
             return float(self.criterion(logits, arch[1])), accuracy(logits, arch[1])
 
     def end_epoch(self, valid, a_optimizer):
-        """``train_controller``: REINFORCE with reward = validation batch accuracy (fraction) plus
-        entropy_weight * entropy, baseline b <- b - (1 - decay)(b - reward), gradients averaged over
-        ``controller_aggregate`` samples and clipped to norm 5."""
-        s = self.settings
+        """``train_controller`` on the validation batches, the supernet in eval mode."""
         self.net.eval()
-        self.controller.train()
-        a_optimizer.zero_grad()
-        batches = _cycle(valid)
-        rewards, losses = [], []
-        for step in range(s.controller_steps * s.controller_aggregate):
-            x, y = next(batches)
-            log_prob, ent, ops, _ = self.controller(self.generator)
+
+        def batch_accuracy(ops: tuple[int, ...], batch: tuple[torch.Tensor, torch.Tensor]) -> float:
             with torch.no_grad():
-                acc = accuracy(self.forward(x, self.one(ops)), y) / 100
-            reward = acc + s.controller_entropy_weight * ent.item()
-            self.baseline = acc if self.baseline is None else self.baseline - (1 - s.controller_baseline_decay) * (
-                self.baseline - reward)
-            loss = -log_prob * (reward - self.baseline)
-            (loss / s.controller_aggregate).backward()
-            rewards.append(reward)
-            losses.append(loss.item())
-            if (step + 1) % s.controller_aggregate == 0:
-                nn.utils.clip_grad_norm_(self.controller.parameters(), 5.0)
-                a_optimizer.step()
-                a_optimizer.zero_grad()
+                return accuracy(self.forward(batch[0], self.one(ops)), batch[1]) / 100
+
+        reward, self.baseline = train_controller(self.controller, a_optimizer, _cycle(valid), batch_accuracy,
+                                                 self.settings, self.baseline, self.generator)
         self.net.train()
-        return {"controller_reward": sum(rewards) / len(rewards) if rewards else None,
-                "controller_baseline": self.baseline}
+        return {"controller_reward": reward, "controller_baseline": self.baseline}
 
     def select(self, valid):
         with torch.no_grad():

@@ -65,7 +65,8 @@ class SearchCell(nn.Module):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         self.edges = nn.ModuleList(
-            nn.ModuleList(make_op(op, c_in if i == 0 else c_out, c_out, affine=False, track=False) for op in OPS)
+            nn.ModuleList(make_op(op, c_in if i == 0 else c_out, c_out, affine=False, track=False, bias=True)
+                          for op in OPS)
             for i, _ in EDGES)
         self.out_dim = c_out
 
@@ -136,8 +137,8 @@ def discrete_network(supernet: TopologySupernet, arch: str) -> TinyNetwork:
         parts = name.split(".")
         if parts[0] == "cells" and parts[2] == "edges":
             edge, op = int(parts[3]), int(parts[4])
-            if OPS[op] != ops[edge]:
-                continue
+            if OPS[op] != ops[edge] or (parts[-1] == "bias" and parts[-3] == "op" and parts[-2] == "1"):
+                continue  # an edge conv's bias: the network's conv has none, and BN on batch statistics cancels it
             name = ".".join(["cells", parts[1], "layers", parts[3], *parts[5:]])
         state[name] = value
     missing, unexpected = net.load_state_dict(state, strict=False)
